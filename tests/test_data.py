@@ -1,0 +1,98 @@
+"""Dataset sources, column detection, label encoding and the clear errors for bad data."""
+
+from __future__ import annotations
+
+import datasets
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import make_imagefolder
+from trainer.config import DataConfig
+from trainer.data import build_data
+from trainer.errors import UserError
+
+
+def _images(n: int) -> list:
+    return [Image.fromarray(np.full((8, 8, 3), 10 * i % 255, dtype=np.uint8)) for i in range(n)]
+
+
+def _save(tmp_path, columns: dict, features: datasets.Features | None = None, splits=("train",)) -> str:
+    ds = datasets.Dataset.from_dict(columns, features=features)
+    path = tmp_path / "ds"
+    datasets.DatasetDict({s: ds for s in splits}).save_to_disk(str(path))
+    return str(path)
+
+
+def test_fashion_mnist_embedded_has_real_names_and_sizes():
+    b = build_data(DataConfig(), seed=42)
+    assert b.label_names[:2] == ["T-shirt/top", "Trouser"] and len(b.label_names) == 10
+    assert (len(b.train), len(b.val), len(b.test)) == (48000, 12000, 10000)  # 20% stratified holdout
+    counts = np.bincount(np.asarray(b.val.with_format("numpy")["label"]), minlength=10)
+    assert counts.min() == counts.max() == 1200  # stratified: every class equally held out
+
+
+@pytest.mark.parametrize("labels, names", [
+    (["cat", "dog"] * 10, ["cat", "dog"]),
+    ([3, 7] * 10, ["3", "7"]),
+])
+def test_string_and_int_labels_become_classlabel(tmp_path, labels, names):
+    path = _save(tmp_path, {"image": _images(20), "label": labels},
+                 datasets.Features({"image": datasets.Image(),
+                                    "label": datasets.Value("string" if isinstance(labels[0], str) else "int64")}))
+    b = build_data(DataConfig(dataset=path), seed=0)
+    assert b.label_names == names
+    assert isinstance(b.train.features["label"], datasets.ClassLabel)
+    assert len(b.train) + len(b.val) == 20
+
+
+def test_columns_detected_by_type_with_odd_names(tmp_path):
+    feats = datasets.Features({"pic": datasets.Image(), "kind": datasets.ClassLabel(names=["a", "b"]),
+                               "note": datasets.Value("string")})
+    path = _save(tmp_path, {"pic": _images(10), "kind": [0, 1] * 5, "note": ["x"] * 10}, feats)
+    b = build_data(DataConfig(dataset=path), seed=0)
+    assert (b.image_column, b.label_column) == ("pic", "kind")
+
+
+def test_ambiguous_label_column_lists_columns(tmp_path):
+    path = _save(tmp_path, {"image": _images(10), "y1": [0] * 10, "y2": [1] * 10})
+    with pytest.raises(UserError, match=r"cannot tell which column holds the labels: none found\. "
+                                        r"Columns: image \(Image\), y1 \(Value\), y2 \(Value\)\. "
+                                        r"Set --label-column COLUMN"):
+        build_data(DataConfig(dataset=path), seed=0)
+
+
+def test_class_with_one_sample(tmp_path):
+    root = make_imagefolder(tmp_path / "f", {"a": 5, "b": 5, "lonely": 1})
+    with pytest.raises(UserError, match=r"class\(es\) \['lonely'\] have only 1 sample"):
+        build_data(DataConfig(dataset=str(root)), seed=0)
+
+
+def test_empty_split(tmp_path):
+    path = _save(tmp_path, {"image": [], "label": []},
+                 datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a"])}))
+    with pytest.raises(UserError, match=r"split 'train' of .* is empty \(0 rows\)"):
+        build_data(DataConfig(dataset=path), seed=0)
+
+
+def test_val_labels_unseen_in_train(tmp_path):
+    feats = datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")})
+    train = datasets.Dataset.from_dict({"image": _images(4), "label": ["a", "b"] * 2}, features=feats)
+    val = datasets.Dataset.from_dict({"image": _images(2), "label": ["a", "zebra"]}, features=feats)
+    datasets.DatasetDict({"train": train, "validation": val}).save_to_disk(str(tmp_path / "ds"))
+    with pytest.raises(UserError, match=r"split 'val' has labels never seen in train: \['zebra'\]"):
+        build_data(DataConfig(dataset=str(tmp_path / "ds")), seed=0)
+
+
+def test_corrupt_image_in_imagefolder_is_skipped_and_counted(tmp_path):
+    root = make_imagefolder(tmp_path / "f", {"a": 6, "b": 6})
+    (root / "a" / "broken.png").write_bytes(b"this is not a png")
+    b = build_data(DataConfig(dataset=str(root)), seed=0)
+    assert b.skipped == 1
+    assert len(b.train) + len(b.val) == 12
+
+
+def test_max_samples_are_stratified_caps():
+    b = build_data(DataConfig(max_train_samples=100, max_eval_samples=50), seed=1)
+    assert (len(b.train), len(b.val), len(b.test)) == (100, 50, 50)
+    assert np.bincount(np.asarray(b.train.with_format("numpy")["label"]), minlength=10).min() == 10

@@ -1,0 +1,107 @@
+"""End to end through the real CLI: the checkpoint contract that the app and the Hub rely on."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from tests.conftest import SMOKE, run_cli, tree_hash
+
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def test_checkpoint_files(smoke_run):
+    for name in ("config.json", "model.safetensors", "train_config.json", "manifest.json", "eval/metrics.json",
+                 "eval/per_class.json", "eval/confusion_matrix.json", "eval/predictions.parquet",
+                 "eval/samples.json", "eval/history.json", "eval/reliability.json"):
+        assert (smoke_run / name).is_file(), name
+    assert not list(smoke_run.glob("*.bin")) and not list(smoke_run.glob("*.pth"))  # never a pickle
+    manifest = json.loads((smoke_run / "manifest.json").read_text())
+    assert manifest["schema_version"] == 1
+    assert manifest["dataset"]["sizes"] == {"train": 256, "val": 128, "test": 128}
+    assert manifest["command"][-1] == str(smoke_run)
+    metrics = json.loads((smoke_run / "eval/metrics.json").read_text())
+    assert metrics["primary_split"] == "test" and metrics["test"]["num_samples"] == 128
+    for key in ("accuracy", "top5_accuracy", "f1_macro", "precision_weighted", "ece", "ece_calibrated", "loss",
+                "latency_ms_batch1"):
+        assert key in metrics["test"], key
+    cm = json.loads((smoke_run / "eval/confusion_matrix.json").read_text())
+    assert cm["labels"] == FASHION and np.asarray(cm["matrix"]).sum() == 128
+    samples = json.loads((smoke_run / "eval/samples.json").read_text())
+    assert len(samples["top_loss"]) == 24 and (smoke_run / "eval" / samples["top_loss"][0]["file"]).is_file()
+
+
+def test_plain_timm_loads_checkpoint_and_reproduces_logits(smoke_run):
+    import timm
+    from timm.data import resolve_data_config
+
+    from trainer.embedded import load_embedded
+    from trainer.transforms import eval_transform, to_rgb
+
+    model = timm.create_model(f"local-dir:{smoke_run}", pretrained=True).eval()
+    assert model.pretrained_cfg["label_names"] == FASHION
+    data_cfg = resolve_data_config({}, model=model)
+    train_cfg = json.loads((smoke_run / "config.json").read_text())["pretrained_cfg"]
+    assert data_cfg["input_size"] == (3, 32, 32) and tuple(train_cfg["input_size"]) == (3, 32, 32)
+    for key in ("mean", "std", "crop_pct", "interpolation"):
+        assert tuple(np.atleast_1d(data_cfg[key])) == tuple(np.atleast_1d(train_cfg[key])), key
+    table = pq.read_table(smoke_run / "eval/predictions.parquet").to_pandas()
+    test_rows = table[table["split"] == "test"]
+    assert sorted(test_rows["index"]) == list(range(128)) or len(set(test_rows["index"])) == 128
+    # rebuild the test subset exactly as training did, then compare logits row by row
+    from trainer.config import DataConfig
+    from trainer.data import build_data
+
+    bundle = build_data(DataConfig(max_train_samples=256, max_eval_samples=128), seed=42)
+    transform = eval_transform(data_cfg)
+    rows = test_rows.head(16)
+    x = torch.stack([transform(to_rgb(bundle.test[int(i)]["image"])) for i in rows["index"]])
+    with torch.no_grad():
+        logits = model(x).numpy()
+    np.testing.assert_allclose(logits, np.stack(rows["logits"].to_numpy()), atol=1e-4, rtol=1e-4)
+    assert list(logits.argmax(1)) == list(rows["pred"])
+    assert load_embedded("fashion-mnist")["test"].features["label"].names == FASHION
+
+
+def test_train_config_saved_and_reloadable(smoke_run):
+    from trainer.config import load_train_config
+
+    cfg = load_train_config(smoke_run / "train_config.json")
+    assert cfg.model.model == "test_resnet" and cfg.max_steps == 4 and cfg.model.pretrained is False
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "resnet5O"], "unknown timm model 'resnet5O'. Did you mean: resnet50"),
+    (["--val-pct", "1.5"], "--val-pct must be between 0 and 1"),
+    (["--image-column", "pixels"], "--image-column 'pixels' is not a column; columns: ['image', 'label']"),
+    (["--train-split", "training"], "--train-split 'training' not found; the dataset has splits ['train', 'test']"),
+    (["--dataset", "./no/such/dir"], "no such directory"),
+    (["--folds", "1"], "--folds must be 0 (off) or >= 2"),
+])
+def test_bad_input_clear_message_and_output_untouched(tmp_path, args, message):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    before = tree_hash(out)
+    flags = list(SMOKE)
+    for flag, value in zip(args[::2], args[1::2]):
+        if flag in flags:
+            flags[flags.index(flag) + 1] = value
+        else:
+            flags += [flag, value]
+    proc = run_cli("trainer/train.py", *flags, "--output-dir", str(out), check=False, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert tree_hash(out) == before
+
+
+def test_refuses_to_mix_runs_without_resume(smoke_run):
+    before = tree_hash(smoke_run)
+    proc = run_cli("trainer/train.py", *SMOKE, "--output-dir", str(smoke_run), check=False)
+    assert proc.returncode == 2 and "holds a previous run. Use --resume auto" in proc.stderr
+    assert tree_hash(smoke_run) == before

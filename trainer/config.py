@@ -1,0 +1,261 @@
+"""One training config: nested dataclasses, flat CLI flags generated from their fields, YAML overlay."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from trainer.errors import UserError
+
+SECRET_FIELDS = {"hub_token"}  # never written to disk, logs or trackers
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field whose help text is both the comment and the CLI help."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class DataConfig:
+    dataset: str = _f("fashion-mnist", "Hub dataset id, a local imagefolder dir, or an embedded name (fashion-mnist)")
+    dataset_config: Optional[str] = _f(None, "Hub dataset config (subset) name")
+    dataset_revision: Optional[str] = _f(None, "Hub dataset revision (branch, tag or commit)")
+    train_split: str = _f("train", "split to train on")
+    val_split: Optional[str] = _f(None, "validation split; default: 'validation'/'valid'/'val' if present, else --val-pct")
+    test_split: Optional[str] = _f(None, "test split, evaluated once at the end; default: 'test' if present")
+    image_column: Optional[str] = _f(None, "image column; default: the single Image feature")
+    label_column: Optional[str] = _f(None, "label column; default: the single ClassLabel or a 'label'-like column")
+    val_pct: float = _f(0.2, "fraction of train held out (stratified) when there is no validation split")
+    max_train_samples: Optional[int] = _f(None, "cap on training samples (stratified subset), for quick runs")
+    max_eval_samples: Optional[int] = _f(None, "cap on validation and test samples, for quick runs")
+    decode_cache: Literal["auto", "on", "off"] = _f(
+        "auto", "decode+resize images once into memory (auto: when they fit in 4 GiB and --aa is off)")
+    num_workers: int = _f(min(4, max(0, (os.cpu_count() or 1) - 1)), "DataLoader worker processes")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.val_pct < 1.0:
+            raise UserError(f"--val-pct must be between 0 and 1 (exclusive), got {self.val_pct}; "
+                            "e.g. --val-pct 0.2 holds out 20% of the training split.")
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
+
+
+@dataclass
+class ModelConfig:
+    model: str = _f("tf_efficientnet_lite0", "any timm model name")
+    pretrained: bool = _f(True, "start from timm's pretrained weights (via the Hub)")
+    pretrained_file: Optional[str] = _f(None, "start from this .safetensors file instead of the Hub")
+    img_size: Optional[int] = _f(None, "square input size; default: the model's pretrained input size")
+    crop_pct: Optional[float] = _f(None, "eval centre-crop fraction; default: the model's (1.0 keeps the whole image)")
+    drop_rate: float = _f(0.0, "dropout before the classifier")
+    drop_path_rate: float = _f(0.0, "stochastic depth rate")
+    channels_last: bool = _f(True, "channels_last memory format (faster convolutions on CPU and GPU)")
+
+    def __post_init__(self) -> None:
+        if self.img_size is not None and self.img_size < 8:
+            raise UserError(f"--img-size must be >= 8, got {self.img_size}.")
+        if self.crop_pct is not None and not 0.1 <= self.crop_pct <= 1.0:
+            raise UserError(f"--crop-pct must be within [0.1, 1.0], got {self.crop_pct}.")
+
+
+@dataclass
+class AugmentConfig:
+    scale: list = _f([0.08, 1.0], "RandomResizedCrop scale range", nargs=2, type=float)
+    hflip: float = _f(0.5, "horizontal flip probability")
+    vflip: float = _f(0.0, "vertical flip probability")
+    color_jitter: float = _f(0.0, "color jitter strength (PIL path only)")
+    aa: Optional[str] = _f(None, "timm RandAugment/AutoAugment policy, e.g. rand-m9-mstd0.5")
+    reprob: float = _f(0.0, "random erasing probability")
+    mixup: float = _f(0.0, "mixup alpha (0 = off)")
+    cutmix: float = _f(0.0, "cutmix alpha (0 = off)")
+    smoothing: float = _f(0.1, "label smoothing")
+
+    def __post_init__(self) -> None:
+        lo, hi = self.scale
+        if not 0.0 < lo <= hi <= 1.0:
+            raise UserError(f"--scale needs 0 < min <= max <= 1, got {self.scale}.")
+        for name in ("hflip", "vflip", "reprob", "smoothing"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UserError(f"--{name} must be within [0, 1], got {getattr(self, name)}.")
+
+
+@dataclass
+class OptimConfig:
+    opt: str = _f("adamw", "timm optimizer name (create_optimizer_v2)")
+    lr: float = _f(1e-3, "peak learning rate of the head (and of the backbone times --backbone-lr-scale)")
+    weight_decay: float = _f(0.05, "weight decay (not applied to norms and biases)")
+    sched: str = _f("cosine", "timm scheduler name (create_scheduler_v2)")
+    warmup_epochs: float = _f(1.0, "linear warmup length in epochs (fractions allowed)")
+    min_lr: float = _f(1e-6, "final learning rate of the schedule")
+    freeze_epochs: int = _f(0, "fastai-style fine-tune: train only the head for this many epochs first")
+    backbone_lr_scale: float = _f(1.0, "backbone LR = lr x this (e.g. 0.1 for gentle fine-tuning)")
+    clip_grad: Optional[float] = _f(None, "clip gradient norm to this value")
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise UserError(f"--lr must be > 0, got {self.lr}.")
+
+
+@dataclass
+class HubConfig:
+    push_to_hub: bool = _f(False, "push the checkpoint to the Hugging Face Hub at the end")
+    hub_model_id: Optional[str] = _f(None, "Hub repo id, org/name")
+    hub_token: Optional[str] = _f(None, "Hub token (default: HF_TOKEN or the cached login); never saved")
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+    output_dir: str = _f("outputs/run", "where the checkpoint, eval/ and state/ go")
+    overwrite_output_dir: bool = _f(False, "replace a previous run in --output-dir instead of refusing")
+    epochs: int = _f(10, "training epochs")
+    max_steps: Optional[int] = _f(None, "stop after this many optimizer steps (overrides --epochs)")
+    batch_size: int = _f(64, "per-process training batch size")
+    eval_batch_size: Optional[int] = _f(None, "per-process eval batch size (default: 2 x --batch-size)")
+    grad_accum: int = _f(1, "gradient accumulation steps")
+    mixed_precision: Optional[Literal["no", "fp16", "bf16"]] = _f(None, "default: accelerate config / 'no'")
+    model_ema: bool = _f(False, "keep an EMA of the weights; evaluate and save the EMA")
+    model_ema_decay: float = _f(0.998, "EMA decay per optimizer step")
+    balance: Literal["none", "sampler", "loss"] = _f("none", "class imbalance: weighted sampler or loss")
+    metric: Literal["accuracy", "f1_macro", "loss"] = _f("accuracy", "validation metric for best model/early stop")
+    patience: Optional[int] = _f(None, "early stopping: epochs without improvement of --metric")
+    folds: int = _f(0, "stratified K-fold cross-validation on train (0 = off, else >= 2)")
+    log_with: Optional[str] = _f(None, "Accelerate tracker, e.g. tensorboard")
+    resume: Optional[str] = _f(None, "'auto' (latest state in --output-dir) or a state dir")
+    seed: int = _f(42, "random seed (data split, init, augmentation)")
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}.")
+        if self.folds == 1 or self.folds < 0:
+            raise UserError(f"--folds must be 0 (off) or >= 2, got {self.folds}.")
+
+    def to_dict(self, redact: bool = True) -> dict:
+        """Nested dict of the config; secrets removed unless redact=False."""
+        d = dataclasses.asdict(self)
+        if redact:
+            for section in d.values():
+                if isinstance(section, dict):
+                    for key in SECRET_FIELDS & section.keys():
+                        section[key] = None
+        return d
+
+    def save(self, path: Path) -> None:
+        """Write the resolved config (secrets never written) as JSON, atomically."""
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(tmp, path)
+
+
+def _flag_fields() -> list[tuple[Optional[str], dataclasses.Field, Any]]:
+    """Every leaf field as (section or None, field, resolved type)."""
+    out = []
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in SECTIONS_CLASSES:
+            cls = SECTIONS_CLASSES[f.name]
+            hints = typing.get_type_hints(cls)
+            out += [(f.name, sub, hints[sub.name]) for sub in dataclasses.fields(cls)]
+        else:
+            out.append((None, f, typing.get_type_hints(TrainConfig)[f.name]))
+    return out
+
+
+SECTIONS_CLASSES = {"data": DataConfig, "model": ModelConfig, "augment": AugmentConfig,
+                    "optim": OptimConfig, "hub": HubConfig}
+
+
+def _add_flag(parser: argparse.ArgumentParser, f: dataclasses.Field, tp: Any) -> None:
+    """One flat --flag for a field, typed from its annotation."""
+    flag = "--" + f.name.replace("_", "-")
+    meta = dict(f.metadata)
+    kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": meta.pop("help", "")}
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        tp = next(a for a in args if a is not type(None))
+        args = typing.get_args(tp)
+    if tp is bool:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        return
+    if typing.get_origin(tp) is Literal:
+        kw["choices"], tp = list(args), str
+    kw["type"] = meta.pop("type", tp if tp in (int, float) else str)
+    parser.add_argument(flag, **kw, **meta)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Flat CLI flags generated from the config dataclasses."""
+    parser = argparse.ArgumentParser(
+        prog="trainer/train.py", description="Fine-tune a timm model on a datasets source.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", help="YAML file of options (flat or nested keys); CLI flags override it")
+    for _, f, tp in _flag_fields():
+        _add_flag(parser, f, tp)
+    return parser
+
+
+def _flatten(d: dict) -> dict:
+    """Accept nested ({data: {dataset: x}}) or flat YAML keys; dashes or underscores."""
+    flat: dict = {}
+    for key, value in d.items():
+        key = key.replace("-", "_")
+        if key in SECTIONS_CLASSES and isinstance(value, dict):
+            flat.update(_flatten(value))
+        else:
+            flat[key] = value
+    return flat
+
+
+def _from_flat(flat: dict) -> TrainConfig:
+    """Build the nested config from flat keys, rejecting unknown ones by name."""
+    known = {f.name: section for section, f, _ in _flag_fields()}
+    unknown = sorted(set(flat) - set(known))
+    if unknown:
+        raise UserError(f"unknown option(s) {unknown}; see `python trainer/train.py --help` for the list.")
+    sections: dict[str, dict] = {name: {} for name in SECTIONS_CLASSES}
+    top: dict = {}
+    for key, value in flat.items():
+        (sections[known[key]] if known[key] else top)[key] = value
+    try:
+        return TrainConfig(**{name: SECTIONS_CLASSES[name](**vals) for name, vals in sections.items()}, **top)
+    except TypeError as e:
+        raise UserError(f"bad option value: {e}") from None
+
+
+def parse_config(argv: Optional[list[str]] = None) -> TrainConfig:
+    """Defaults < --config YAML < explicit CLI flags."""
+    args = vars(build_parser().parse_args(argv))
+    flat: dict = {}
+    yaml_path = args.pop("config", None)
+    if yaml_path:
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise UserError(f"cannot read --config {yaml_path}: {e}") from None
+        if not isinstance(loaded, dict):
+            raise UserError(f"--config {yaml_path} must hold a mapping of option: value.")
+        flat.update(_flatten(loaded))
+    flat.update(args)
+    return _from_flat(flat)
+
+
+def load_train_config(path: Path) -> TrainConfig:
+    """Read a saved train_config.json back into a TrainConfig."""
+    return _from_flat(_flatten(json.loads(Path(path).read_text())))

@@ -1,0 +1,91 @@
+"""DataLoaders for train/val/test: decode-once cache or timm PIL transforms, balanced sampling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from trainer.config import TrainConfig
+from trainer.data import DataBundle
+from trainer.transforms import (DevicePreprocess, HFImageDataset, cache_transform, decode_all, eval_transform,
+                                train_transform, use_decode_cache)
+
+
+class EpochWeightedSampler(torch.utils.data.WeightedRandomSampler):
+    """WeightedRandomSampler re-seeded from (seed, epoch), so runs and resumes draw the same samples."""
+
+    def __init__(self, weights: np.ndarray, seed: int) -> None:
+        super().__init__(torch.as_tensor(weights, dtype=torch.double), len(weights), replacement=True)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Accelerate's loader each epoch."""
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return super().__iter__()
+
+
+@dataclass
+class Loaders:
+    """Everything the loop needs to read data."""
+
+    train: torch.utils.data.DataLoader
+    val: torch.utils.data.DataLoader
+    test: Optional[torch.utils.data.DataLoader]
+    train_preprocess: DevicePreprocess
+    eval_preprocess: DevicePreprocess
+    class_counts: np.ndarray
+    decoded: bool
+
+
+def class_counts(ds, label: str, num_classes: int) -> np.ndarray:
+    """Samples per class in a split."""
+    return np.bincount(np.asarray(ds.with_format("numpy")[label]), minlength=num_classes)
+
+
+def _datasets(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, decoded: bool) -> tuple:
+    """(train, val, test) torch datasets, decoded once into memory when `decoded`."""
+    img, lab, workers = bundle.image_column, bundle.label_column, cfg.data.num_workers
+    ev = eval_transform(data_cfg, uint8=True)
+    splits = {"val": bundle.val, "test": bundle.test}
+    if not decoded:
+        train = HFImageDataset(bundle.train, img, lab, train_transform(data_cfg, cfg.augment))
+        rest = {k: HFImageDataset(v, img, lab, ev) for k, v in splits.items() if v is not None}
+        return train, rest["val"], rest.get("test")
+    train = decode_all(HFImageDataset(bundle.train, img, lab, cache_transform(data_cfg)), workers, "decode train")
+    rest = {k: decode_all(HFImageDataset(v, img, lab, ev), workers, f"decode {k}")
+            for k, v in splits.items() if v is not None}
+    return train, rest["val"], rest.get("test")
+
+
+def build_loaders(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, num_processes: int) -> Loaders:
+    """Train/val/test loaders plus the on-device preprocessing that matches them."""
+    n_classes = len(bundle.label_names)
+    counts = class_counts(bundle.train, bundle.label_column, n_classes)
+    decoded = use_decode_cache(cfg.data.decode_cache, len(bundle.train) + len(bundle.val)
+                               + (len(bundle.test) if bundle.test is not None else 0),
+                               tuple(data_cfg["input_size"]), cfg.augment)
+    train_ds, val_ds, test_ds = _datasets(cfg, bundle, data_cfg, decoded)
+    workers = 0 if decoded else cfg.data.num_workers  # in-memory tensors: worker IPC costs more than it saves
+    common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+    sampler = None
+    if cfg.balance == "sampler":
+        labels = np.asarray(bundle.train.with_format("numpy")[bundle.label_column])
+        sampler = EpochWeightedSampler(1.0 / np.maximum(counts, 1)[labels], cfg.seed)
+    # drop_last keeps batch statistics sane (and mixup needs even batches) unless the set is tiny
+    drop_last = len(train_ds) >= 2 * cfg.batch_size * num_processes
+    train = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=sampler is None,
+                                        sampler=sampler, drop_last=drop_last, **common)
+    eval_bs = cfg.eval_batch_size or 2 * cfg.batch_size
+    val = torch.utils.data.DataLoader(val_ds, batch_size=eval_bs, **common)
+    test = torch.utils.data.DataLoader(test_ds, batch_size=eval_bs, **common) if test_ds is not None else None
+    channels_last = cfg.model.channels_last
+    return Loaders(train, val, test,
+                   DevicePreprocess(data_cfg, cfg.augment, channels_last, batch_crop=decoded),
+                   DevicePreprocess(data_cfg, None, channels_last, batch_crop=False),
+                   counts, decoded)

@@ -1,0 +1,231 @@
+"""The Accelerate training loop: optimizer, schedule, fine-tune freeze, EMA, early stopping, save/resume."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from trainer.config import TrainConfig
+from trainer.errors import UserError
+from trainer.loaders import Loaders
+
+STATE_DIR = "state"
+
+
+@dataclass
+class TrainState:
+    """Progress that must survive a restart; saved by Accelerate's save_state with the weights."""
+
+    epoch: int = -1  # last finished epoch
+    step: int = 0  # optimizer steps taken
+    best: Optional[float] = None
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list = field(default_factory=list)
+
+    def state_dict(self) -> dict:
+        """For Accelerate's register_for_checkpointing."""
+        return asdict(self)
+
+    def load_state_dict(self, d: dict) -> None:
+        """For Accelerate's load_state."""
+        self.__dict__.update(d)
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Head/backbone x decay/no-decay groups; timm's schedulers honour the `lr_scale` key we tune per phase."""
+    head = {id(p) for p in model.get_classifier().parameters()}
+    groups: dict = {}
+    for name, p in model.named_parameters():
+        part = "head" if id(p) in head else "backbone"
+        decay = p.ndim > 1 and not name.endswith(".bias")  # as timm's param_groups_weight_decay
+        key = (part, decay)
+        groups.setdefault(key, {"params": [], "weight_decay": weight_decay if decay else 0.0,
+                                "part": part, "lr_scale": 1.0})["params"].append(p)
+    return list(groups.values())
+
+
+def set_phase(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch: int) -> None:
+    """fastai-style fine_tune: backbone LR 0 during --freeze-epochs, then lr x --backbone-lr-scale."""
+    frozen = epoch < cfg.optim.freeze_epochs
+    for g in optimizer.param_groups:
+        if g["part"] == "backbone":
+            g["lr_scale"] = 0.0 if frozen else cfg.optim.backbone_lr_scale
+
+
+def build_optim(model: torch.nn.Module, cfg: TrainConfig, steps_per_epoch: int) -> tuple:
+    """timm optimizer + per-step timm scheduler; returns (optimizer, scheduler, total epochs)."""
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import create_scheduler_v2
+
+    o = cfg.optim
+    optimizer = create_optimizer_v2(param_groups(model, o.weight_decay), opt=o.opt, lr=o.lr,
+                                    weight_decay=o.weight_decay)
+    epochs = cfg.epochs if cfg.max_steps is None else max(1, math.ceil(cfg.max_steps / steps_per_epoch))
+    scheduler, _ = create_scheduler_v2(optimizer, sched=o.sched, num_epochs=epochs, min_lr=o.min_lr,
+                                       warmup_epochs=o.warmup_epochs, warmup_lr=o.lr * 0.01,
+                                       step_on_epochs=False, updates_per_epoch=steps_per_epoch)
+    return optimizer, scheduler, epochs
+
+
+def build_loss(cfg: TrainConfig, loaders: Loaders, num_classes: int) -> tuple[Callable, Optional[Callable]]:
+    """(criterion, mixup): torch CE handles class weights, smoothing and mixup's soft targets alike."""
+    weight = None
+    if cfg.balance == "loss":
+        counts = torch.as_tensor(loaders.class_counts, dtype=torch.float)
+        weight = counts.sum() / (num_classes * counts.clamp(min=1))
+    mixup = None
+    a = cfg.augment
+    if a.mixup > 0 or a.cutmix > 0:
+        from timm.data import Mixup
+
+        mixup = Mixup(mixup_alpha=a.mixup, cutmix_alpha=a.cutmix, label_smoothing=a.smoothing,
+                      num_classes=num_classes)
+    smoothing = 0.0 if mixup else a.smoothing  # Mixup already smooths its soft targets
+    return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=smoothing), mixup
+
+
+def find_resume(out: Path, resume: Optional[str]) -> Optional[Path]:
+    """The state dir to resume from: 'auto' → latest in out/state (None if there is none), or a path."""
+    if not resume:
+        return None
+    if resume != "auto":
+        path = Path(resume)
+        if not (path / "train_state.json").exists() and not any(path.glob("*.safetensors")):
+            raise UserError(f"--resume {resume}: not an Accelerate state dir of ours; use --resume auto.")
+        return path
+    states = sorted((out / STATE_DIR).glob("epoch_*"), key=lambda p: int(p.name.split("_")[1]))
+    return states[-1] if states else None
+
+
+def save_epoch_state(accelerator, out: Path, epoch: int) -> Path:
+    """save_state into a temp dir, rename it into place, keep only the newest (a kill leaves the old)."""
+    root = out / STATE_DIR
+    tmp, final = root / f".tmp_epoch_{epoch}", root / f"epoch_{epoch}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        for old in root.glob("epoch_*"):
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def save_best(accelerator, eval_model: torch.nn.Module, out: Path) -> None:
+    """Best-so-far weights (EMA when on), atomically, so a crash never loses them."""
+    from safetensors.torch import save_file
+
+    if accelerator.is_main_process:
+        sd = {k: v.detach().cpu().contiguous() for k, v in accelerator.unwrap_model(eval_model).state_dict().items()}
+        path = out / STATE_DIR / "best_model.safetensors"
+        save_file(sd, str(path) + ".tmp")
+        Path(str(path) + ".tmp").replace(path)
+    accelerator.wait_for_everyone()
+
+
+def improved(cfg: TrainConfig, value: float, best: Optional[float]) -> bool:
+    """Whether `value` beats `best` for --metric (lower is better only for loss)."""
+    if best is None:
+        return True
+    return value < best if cfg.metric == "loss" else value > best
+
+
+def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
+    """One pass over the training data; returns the mean training loss."""
+    from tqdm.auto import tqdm
+
+    acc, cfg, st = ctx.accelerator, ctx.cfg, ctx.state
+    ctx.model.train()
+    set_phase(ctx.optimizer, cfg, epoch)
+    ctx.loaders.train.set_epoch(epoch)
+    total, count = 0.0, 0
+    bar = tqdm(ctx.loaders.train, desc=f"epoch {epoch + 1}/{ctx.epochs}", disable=not acc.is_main_process,
+               leave=False)
+    for x, y, _ in bar:
+        with acc.accumulate(ctx.model):
+            x = ctx.loaders.train_preprocess(x)
+            if ctx.mixup is not None:
+                x, y = ctx.mixup(x, y)
+            with acc.autocast():
+                loss = ctx.criterion(ctx.model(x), y)
+            if not torch.isfinite(loss):
+                raise UserError(f"loss became {loss.item()} at step {st.step} (epoch {epoch + 1}); the last good "
+                                f"state is in {ctx.out / STATE_DIR}. Lower --lr or set --clip-grad, then --resume.")
+            acc.backward(loss)
+            if acc.sync_gradients and cfg.optim.clip_grad:
+                acc.clip_grad_norm_(ctx.model.parameters(), cfg.optim.clip_grad)
+            ctx.optimizer.step()
+            ctx.optimizer.zero_grad(set_to_none=True)
+        if acc.sync_gradients:
+            st.step += 1
+            ctx.scheduler.step_update(st.step)
+            if ctx.ema is not None:
+                ctx.ema.update(acc.unwrap_model(ctx.model), step=st.step)
+        total, count = total + loss.item(), count + 1
+        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{ctx.optimizer.param_groups[0]['lr']:.2e}")
+        if cfg.max_steps is not None and st.step >= cfg.max_steps:
+            break
+    return total / max(count, 1)
+
+
+@dataclass
+class LoopContext:
+    """The prepared objects one training run shares."""
+
+    cfg: TrainConfig
+    accelerator: object
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    loaders: Loaders
+    criterion: Callable
+    mixup: Optional[Callable]
+    ema: Optional[torch.nn.Module]
+    state: TrainState
+    epochs: int
+    out: Path
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights we evaluate and ship: the EMA when on."""
+        return self.ema.module if self.ema is not None else self.model
+
+
+def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict]) -> TrainState:
+    """Epochs of train → validate → keep best → save state, until epochs, max steps or patience end it."""
+    acc, cfg, st = ctx.accelerator, ctx.cfg, ctx.state
+    for epoch in range(st.epoch + 1, ctx.epochs):
+        train_loss = train_one_epoch(ctx, epoch)
+        metrics = validate(ctx.eval_model)
+        value = metrics[cfg.metric]
+        st.epoch = epoch
+        if improved(cfg, value, st.best):
+            st.best, st.best_epoch, st.bad_epochs = value, epoch, 0
+            save_best(acc, ctx.eval_model, ctx.out)
+        else:
+            st.bad_epochs += 1
+        row = {"epoch": epoch + 1, "step": st.step, "train_loss": train_loss,
+               **{f"val_{k}": v for k, v in metrics.items()}}
+        st.history.append(row)
+        acc.log(row, step=st.step)
+        acc.print(f"epoch {epoch + 1}: train_loss {train_loss:.4f} val_{cfg.metric} {value:.4f} "
+                  f"(best {st.best:.4f} @ epoch {st.best_epoch + 1})", flush=True)
+        path = save_epoch_state(acc, ctx.out, epoch)
+        acc.print(f"saved state {path}", flush=True)
+        if cfg.max_steps is not None and st.step >= cfg.max_steps:
+            break
+        if cfg.patience is not None and st.bad_epochs >= cfg.patience:
+            acc.print(f"early stopping: no {cfg.metric} improvement for {cfg.patience} epochs", flush=True)
+            break
+    return st

@@ -1,0 +1,149 @@
+"""One training run wired together: accelerator, model, loaders, loop, final evaluation, checkpoint."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from trainer.checkpoint import manifest, write_checkpoint
+from trainer.config import TrainConfig
+from trainer.data import DataBundle
+from trainer.errors import UserError
+from trainer.evaluation import fit_temperature, full_metrics, measure_latency, per_sample_loss, predict, quick_metrics
+from trainer.loaders import build_loaders
+from trainer.loop import STATE_DIR, LoopContext, TrainState, build_loss, build_optim, find_resume, fit
+from trainer.model import create_model, resolve_data_cfg, set_pretrained_cfg
+
+
+def make_accelerator(cfg: TrainConfig, out: Path):
+    """Accelerator on GPU when there is one, else CPU (gloo) — also under `accelerate launch --multi_gpu`."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
+
+    return Accelerator(
+        cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision,
+        gradient_accumulation_steps=cfg.grad_accum, log_with=cfg.log_with,
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+
+
+def check_output_dir(cfg: TrainConfig, overwrite: bool) -> Path:
+    """Refuse to mix a new run into a previous one unless --resume or --overwrite-output-dir says so."""
+    out = Path(cfg.output_dir)
+    previous = (out / "manifest.json").exists() or (out / STATE_DIR).exists()
+    if previous and not cfg.resume and not overwrite:
+        raise UserError(f"--output-dir {out} holds a previous run. Use --resume auto to continue it, "
+                        "--overwrite-output-dir to replace it, or choose another --output-dir.")
+    return out
+
+
+def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> tuple[LoopContext, dict]:
+    """Model, data config, loaders and optimizer, all prepared by Accelerate; resumes when asked."""
+    model = create_model(cfg.model, len(bundle.label_names), bundle.label_names)
+    data_cfg = resolve_data_cfg(model, cfg.model.img_size, cfg.model.crop_pct)
+    set_pretrained_cfg(model, data_cfg)
+    loaders = build_loaders(cfg, bundle, data_cfg, accelerator.num_processes)
+    if cfg.model.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    steps = max(1, len(loaders.train) // (accelerator.num_processes * cfg.grad_accum))
+    optimizer, scheduler, epochs = build_optim(model, cfg, steps)
+    criterion, mixup = build_loss(cfg, loaders, len(bundle.label_names))
+    model, optimizer, loaders.train, loaders.val = accelerator.prepare(model, optimizer, loaders.train, loaders.val)
+    if loaders.test is not None:
+        loaders.test = accelerator.prepare(loaders.test)
+    criterion = criterion.to(accelerator.device)
+    ema = None
+    if cfg.model_ema:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(accelerator.unwrap_model(model), decay=cfg.model_ema_decay)
+    state = TrainState()
+    accelerator.register_for_checkpointing(state)
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+    ctx = LoopContext(cfg, accelerator, model, optimizer, scheduler, loaders, criterion, mixup, ema, state,
+                      epochs, out)
+    resume = find_resume(out, cfg.resume)
+    if resume is not None:
+        accelerator.load_state(str(resume))
+        accelerator.print(f"resumed from {resume} (epoch {state.epoch + 1} done, step {state.step})", flush=True)
+    elif cfg.resume:
+        accelerator.print(f"--resume {cfg.resume}: no saved state in {out / STATE_DIR}, starting fresh", flush=True)
+    return ctx, data_cfg
+
+
+def load_best(ctx: LoopContext) -> torch.nn.Module:
+    """The best-by-metric weights, loaded into the evaluated (EMA or plain) model."""
+    from safetensors.torch import load_file
+
+    model = ctx.accelerator.unwrap_model(ctx.eval_model)
+    path = ctx.out / STATE_DIR / "best_model.safetensors"
+    if path.exists():
+        model.load_state_dict(load_file(str(path), device=str(ctx.accelerator.device)))
+    return model
+
+
+def final_evaluation(ctx: LoopContext, bundle: DataBundle) -> tuple[dict, dict, float]:
+    """Predict val (+ test, once); fit the temperature on val; full metrics for every split."""
+    acc, n = ctx.accelerator, len(bundle.label_names)
+    model = load_best(ctx)
+    preds = {"val": predict(acc, model, ctx.loaders.val, ctx.loaders.eval_preprocess)}
+    if ctx.loaders.test is not None:
+        preds["test"] = predict(acc, model, ctx.loaders.test, ctx.loaders.eval_preprocess)
+    temperature = fit_temperature(preds["val"]["logits"], preds["val"]["labels"])
+    results = {}
+    for split, p in preds.items():
+        p["loss"] = per_sample_loss(p["logits"], p["labels"])
+        results[split] = full_metrics(p, n, temperature)
+    return preds, results, temperature
+
+
+def hardware(accelerator) -> dict:
+    """Where the run happened, for the manifest."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"device": str(accelerator.device), "gpu": gpu, "num_processes": accelerator.num_processes,
+            "distributed_type": str(accelerator.distributed_type), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "mixed_precision": accelerator.mixed_precision}
+
+
+def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> dict:
+    """Train, evaluate and write the checkpoint into `out`; return {split: metrics}."""
+    start = time.time()
+    ctx, data_cfg = build_context(cfg, accelerator, bundle, out)
+    if accelerator.is_main_process:
+        (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    n = len(bundle.label_names)
+    validate = lambda m: quick_metrics(predict(accelerator, m, ctx.loaders.val, ctx.loaders.eval_preprocess), n)  # noqa: E731
+    train_start = time.time()
+    fit(ctx, validate)
+    train_s = time.time() - train_start
+    preds, results, temperature = final_evaluation(ctx, bundle)
+    if accelerator.is_main_process:
+        model = load_best(ctx)
+        latency = measure_latency(model, tuple(data_cfg["input_size"]), accelerator.device)
+        for r in results.values():
+            r["metrics"].update(latency)
+        primary = "test" if "test" in results else "val"
+        sample_ds = bundle.test if primary == "test" else bundle.val
+        timing = {"wall_time_s": round(time.time() - start, 1), "train_time_s": round(train_s, 1),
+                  "decode_cache": ctx.loaders.decoded, "skipped_files": bundle.skipped}
+        run_manifest = manifest(sys.argv, cfg.to_dict(), bundle.source, time.time() - start,
+                                {**hardware(accelerator), **timing})
+        write_checkpoint(out, model, data_cfg, bundle.label_names, temperature, cfg.to_dict(), results, preds,
+                         sample_ds, bundle.image_column, ctx.state.history, run_manifest)
+        accelerator.print(f"checkpoint written to {out} ({primary} accuracy "
+                          f"{results[primary]['metrics']['accuracy']:.4f})", flush=True)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return {split: r["metrics"] for split, r in results.items()}
+
+
+def clear_previous(out: Path) -> None:
+    """--overwrite-output-dir: drop the old run's state so it is not resumed by mistake."""
+    shutil.rmtree(out / STATE_DIR, ignore_errors=True)

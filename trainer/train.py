@@ -1,0 +1,60 @@
+"""Fine-tune a timm model on a datasets source: `python trainer/train.py …` or `accelerate launch trainer/train.py …`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# `python trainer/train.py` puts trainer/ (not the repo root) on sys.path; the package imports need the root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from trainer.config import TrainConfig, parse_config  # noqa: E402
+from trainer.errors import UserError  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Parse flags → load data → train (or K folds) → evaluate → write the checkpoint."""
+    from accelerate.utils import set_seed
+
+    from trainer.data import build_data
+    from trainer.folds import run_folds
+    from trainer.pipeline import check_output_dir, clear_previous, make_accelerator, run_training
+
+    cfg: TrainConfig = parse_config(argv)
+    out = check_output_dir(cfg, cfg.overwrite_output_dir)
+    accelerator = make_accelerator(cfg, out)
+    set_seed(cfg.seed)
+    with accelerator.main_process_first():  # rank 0 builds dataset caches, the others reuse them
+        bundle = build_data(cfg.data, cfg.seed)
+    accelerator.print(f"data: {bundle.source['sizes']} samples, {len(bundle.label_names)} classes, "
+                      f"columns image={bundle.image_column!r} label={bundle.label_column!r}", flush=True)
+    if cfg.log_with:
+        accelerator.init_trackers("train", config=_flat_hparams(cfg))
+    if cfg.overwrite_output_dir and not cfg.resume and accelerator.is_main_process:
+        clear_previous(out)
+    if cfg.folds:
+        return run_folds(cfg, accelerator, bundle, out, run_training)
+    return run_training(cfg, accelerator, bundle, out)
+
+
+def _flat_hparams(cfg: TrainConfig) -> dict:
+    """Scalar hyper-parameters for trackers (secrets are already removed by to_dict)."""
+    flat = {}
+    for key, value in cfg.to_dict().items():
+        for k, v in (value.items() if isinstance(value, dict) else [(key, value)]):
+            flat[k] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return flat
+
+
+def cli() -> None:
+    """Entry point: a UserError becomes one clear line on stderr and exit code 2, not a traceback."""
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        os._exit(2)  # skip interpreter teardown: worker processes and dist groups may still be up
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,157 @@
+"""Image transforms: timm's train/eval transforms (uint8 out), the decode-once cache, and on-device steps.
+
+Every path yields uint8 CHW tensors; normalisation, batched crop/flip and random erasing run on the
+training device (timm's prefetcher does the same on GPU), so the 2 CPU cores are not spent twice.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+
+from trainer.config import AugmentConfig
+
+CACHE_AUTO_LIMIT = 4 * 2**30  # bytes of decoded uint8 pixels that 'auto' keeps in memory
+
+
+def to_rgb(image) -> "PIL.Image.Image":  # noqa: F821 - PIL imported lazily by callers
+    """Any PIL mode (L, P, RGBA, CMYK, I;16) → RGB; grayscale is replicated to 3 channels."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        import numpy as np
+        from PIL import Image
+
+        arr = np.asarray(image, dtype=np.float32)
+        scale = 255.0 / max(float(arr.max()), 1.0)  # 16-bit → 8-bit keeps the contrast
+        image = Image.fromarray((arr * scale).clip(0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        from PIL import Image
+
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def eval_transform(data_cfg: dict, uint8: bool = False) -> Callable:
+    """timm's eval transform from a data config (as stored in config.json); uint8 output if asked."""
+    from timm.data import create_transform
+
+    keys = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+    return create_transform(**{k: data_cfg[k] for k in keys if k in data_cfg}, is_training=False,
+                            use_prefetcher=uint8)
+
+
+def train_transform(data_cfg: dict, aug: AugmentConfig) -> Callable:
+    """timm's training transform (PIL path: RandAugment, color jitter) producing uint8 tensors."""
+    from timm.data import create_transform
+
+    return create_transform(
+        input_size=data_cfg["input_size"], is_training=True, use_prefetcher=True, scale=tuple(aug.scale),
+        hflip=aug.hflip, vflip=aug.vflip, color_jitter=aug.color_jitter or None, auto_augment=aug.aa,
+        interpolation=data_cfg["interpolation"], mean=data_cfg["mean"], std=data_cfg["std"])
+
+
+def cache_transform(data_cfg: dict) -> Callable:
+    """Resize the short side to the input size and centre-crop it: the decode-once train cache."""
+    return eval_transform(dict(data_cfg, crop_pct=1.0, crop_mode="center"), uint8=True)
+
+
+class HFImageDataset(torch.utils.data.Dataset):
+    """A `datasets.Dataset` split as (uint8 CHW tensor, label, row index) samples."""
+
+    def __init__(self, ds, image_column: str, label_column: str, transform: Callable) -> None:
+        self.ds, self.image_column, self.label_column, self.transform = ds, image_column, label_column, transform
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> tuple:
+        row = self.ds[i]
+        x = torch.as_tensor(self.transform(to_rgb(row[self.image_column])))
+        return x, row[self.label_column], i
+
+
+class TensorImageDataset(torch.utils.data.Dataset):
+    """Pre-decoded uint8 images held in memory, as (image, label, row index) samples."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple:
+        return self.images[i], int(self.labels[i]), i
+
+
+def decode_all(ds: HFImageDataset, num_workers: int, desc: str) -> TensorImageDataset:
+    """Decode + resize a whole split once (parallel workers, progress bar) into a TensorImageDataset."""
+    from tqdm.auto import tqdm
+
+    loader = torch.utils.data.DataLoader(ds, batch_size=256, num_workers=num_workers)
+    images, labels = [], []
+    for x, y, _ in tqdm(loader, desc=desc, unit="batch", leave=False):
+        images.append(x)
+        labels.append(y)
+    return TensorImageDataset(torch.cat(images), torch.cat(labels))
+
+
+def use_decode_cache(mode: str, n: int, input_size: tuple, aug: AugmentConfig) -> bool:
+    """Whether to decode once: 'on'/'off', or 'auto' when pixels fit CACHE_AUTO_LIMIT and no PIL-only aug."""
+    if mode != "auto":
+        return mode == "on"
+    c, h, w = input_size
+    return n * c * h * w <= CACHE_AUTO_LIMIT and not aug.aa and not aug.color_jitter
+
+
+class DevicePreprocess:
+    """uint8 batch on the device → normalised float (+ batched crop/flip and random erasing in training)."""
+
+    def __init__(self, data_cfg: dict, aug: Optional[AugmentConfig], channels_last: bool,
+                 batch_crop: bool) -> None:
+        self.mean = torch.tensor(data_cfg["mean"]).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(data_cfg["std"]).view(1, -1, 1, 1) * 255
+        self.aug, self.channels_last, self.batch_crop = aug, channels_last, batch_crop and aug is not None
+        self.erase = None
+        if aug is not None and aug.reprob > 0:
+            from timm.data.random_erasing import RandomErasing
+
+            self.erase = RandomErasing(aug.reprob, mode="pixel", device="cpu")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply to one uint8 NCHW batch."""
+        x = x.float()
+        if self.batch_crop:
+            x = batch_random_resized_crop(x, self.aug)
+        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if self.erase is not None:
+            self.erase.device = x.device
+            x = self.erase(x)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def batch_random_resized_crop(x: torch.Tensor, aug: AugmentConfig) -> torch.Tensor:
+    """Per-sample RandomResizedCrop + flips as one affine grid_sample (same output size).
+
+    Hand-written: torchvision's v2 RandomResizedCrop draws one crop per call, not per sample of a batch.
+    """
+    n, dev = x.shape[0], x.device
+    area = torch.empty(n, device=dev).uniform_(*aug.scale)
+    log_r = torch.empty(n, device=dev).uniform_(math.log(3 / 4), math.log(4 / 3))
+    ratio = torch.exp(log_r)
+    sw = torch.sqrt(area * ratio).clamp(max=1.0)  # crop width / image width
+    sh = torch.sqrt(area / ratio).clamp(max=1.0)
+    cx = (torch.rand(n, device=dev) * 2 - 1) * (1 - sw)  # centre inside the image, in [-1, 1] coords
+    cy = (torch.rand(n, device=dev) * 2 - 1) * (1 - sh)
+    fx = torch.where(torch.rand(n, device=dev) < aug.hflip, -1.0, 1.0)
+    fy = torch.where(torch.rand(n, device=dev) < aug.vflip, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3, device=dev)
+    theta[:, 0, 0], theta[:, 0, 2] = sw * fx, cx
+    theta[:, 1, 1], theta[:, 1, 2] = sh * fy, cy
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
+                                           align_corners=False)

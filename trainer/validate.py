@@ -1,0 +1,81 @@
+"""Evaluate a saved checkpoint on a dataset split (1..N processes): `accelerate launch trainer/validate.py …`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # see trainer/train.py
+
+from trainer.errors import UserError  # noqa: E402
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """Flags: checkpoint, dataset (as in train.py), split, output dir."""
+    p = argparse.ArgumentParser(prog="trainer/validate.py", description=__doc__)
+    p.add_argument("--checkpoint", required=True, help="checkpoint dir (or local-dir:/hf-hub: model id)")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--dataset-config")
+    p.add_argument("--split", default="test")
+    p.add_argument("--image-column")
+    p.add_argument("--label-column")
+    p.add_argument("--max-eval-samples", type=int)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--output-dir", required=True, help="where metrics.json and predictions.parquet go")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Load the checkpoint with plain timm, predict the split on every process, write metrics once."""
+    import timm
+    import torch
+    from accelerate import Accelerator
+
+    from trainer.checkpoint import write_json, write_predictions
+    from trainer.config import DataConfig
+    from trainer.data import build_data
+    from trainer.evaluation import full_metrics, per_sample_loss, predict
+    from trainer.transforms import DevicePreprocess, HFImageDataset, eval_transform
+
+    args = parse(argv)
+    name = args.checkpoint if ":" in args.checkpoint else f"local-dir:{args.checkpoint}"
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    model = timm.create_model(name, pretrained=True)
+    data_cfg = timm.data.resolve_data_config({}, model=model)
+    label_names = model.pretrained_cfg.get("label_names")
+    cfg = DataConfig(dataset=args.dataset, dataset_config=args.dataset_config, train_split=args.split,
+                     val_split=args.split, image_column=args.image_column, label_column=args.label_column,
+                     max_eval_samples=args.max_eval_samples)
+    with accelerator.main_process_first():
+        bundle = build_data(cfg, seed=0)
+    if label_names and list(label_names) != bundle.label_names:
+        raise UserError(f"the checkpoint's labels {label_names} differ from the dataset's {bundle.label_names}.")
+    ds = HFImageDataset(bundle.val, bundle.image_column, bundle.label_column, eval_transform(data_cfg, uint8=True))
+    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size)
+    model, loader = accelerator.prepare(model, loader)
+    pred = predict(accelerator, model, loader, DevicePreprocess(data_cfg, None, False, batch_crop=False))
+    pred["loss"] = per_sample_loss(pred["logits"], pred["labels"])
+    config_json = Path(args.checkpoint) / "config.json"  # timm ignores our root-level keys such as temperature
+    temperature = float(json.loads(config_json.read_text()).get("temperature", 1.0)) if config_json.exists() else 1.0
+    result = full_metrics(pred, len(bundle.label_names), temperature)
+    if accelerator.is_main_process:
+        out = Path(args.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "metrics.json", {"split": args.split, "num_processes": accelerator.num_processes,
+                                          **result["metrics"]})
+        write_predictions(out / "predictions.parquet", {args.split: pred})
+        accelerator.print(f"{args.split}: accuracy {result['metrics']['accuracy']:.4f} on "
+                          f"{len(pred['labels'])} samples ({accelerator.num_processes} processes)", flush=True)
+    accelerator.wait_for_everyone()
+    return result["metrics"]
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        os._exit(2)
