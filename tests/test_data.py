@@ -9,7 +9,7 @@ from PIL import Image
 
 from tests.conftest import make_imagefolder
 from trainer.config import DataConfig
-from trainer.data import build_data
+from trainer.data import build_data, label_array
 from trainer.errors import UserError
 
 
@@ -28,7 +28,7 @@ def test_fashion_mnist_embedded_has_real_names_and_sizes():
     b = build_data(DataConfig(), seed=42)
     assert b.label_names[:2] == ["T-shirt/top", "Trouser"] and len(b.label_names) == 10
     assert (len(b.train), len(b.val), len(b.test)) == (48000, 12000, 10000)  # 20% stratified holdout
-    counts = np.bincount(np.asarray(b.val.with_format("numpy")["label"]), minlength=10)
+    counts = np.bincount(label_array(b.val, "label"), minlength=10)
     assert counts.min() == counts.max() == 1200  # stratified: every class equally held out
 
 
@@ -68,11 +68,12 @@ def test_class_with_one_sample(tmp_path):
         build_data(DataConfig(dataset=str(root)), seed=0)
 
 
-def test_empty_split(tmp_path):
-    path = _save(tmp_path, {"image": [], "label": []},
-                 datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a"])}))
-    with pytest.raises(UserError, match=r"split 'train' of .* is empty \(0 rows\)"):
-        build_data(DataConfig(dataset=path), seed=0)
+def test_empty_split(monkeypatch):
+    feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a"])})
+    empty = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"image": [], "label": []}, features=feats)})
+    monkeypatch.setattr("trainer.data.load_source", lambda cfg: empty)  # datasets cannot save an empty split
+    with pytest.raises(UserError, match=r"split 'train' of some/dataset is empty \(0 rows\)"):
+        build_data(DataConfig(dataset="some/dataset"), seed=0)
 
 
 def test_val_labels_unseen_in_train(tmp_path):
@@ -95,4 +96,4 @@ def test_corrupt_image_in_imagefolder_is_skipped_and_counted(tmp_path):
 def test_max_samples_are_stratified_caps():
     b = build_data(DataConfig(max_train_samples=100, max_eval_samples=50), seed=1)
     assert (len(b.train), len(b.val), len(b.test)) == (100, 50, 50)
-    assert np.bincount(np.asarray(b.train.with_format("numpy")["label"]), minlength=10).min() == 10
+    assert np.bincount(label_array(b.train, "label"), minlength=10).min() == 10

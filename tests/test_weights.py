@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
+from tests.conftest import run_cli
 
 from trainer import weights
 

@@ -136,6 +136,7 @@ class TrainConfig:
     patience: Optional[int] = _f(None, "early stopping: epochs without improvement of --metric")
     folds: int = _f(0, "stratified K-fold cross-validation on train (0 = off, else >= 2)")
     log_with: Optional[str] = _f(None, "Accelerate tracker, e.g. tensorboard")
+    log_interval: int = _f(50, "print the training loss every this many optimizer steps")
     resume: Optional[str] = _f(None, "'auto' (latest state in --output-dir) or a state dir")
     seed: int = _f(42, "random seed (data split, init, augmentation)")
 

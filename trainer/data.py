@@ -119,11 +119,18 @@ def encode_labels(splits: dict, label: str) -> list[str]:
     return names
 
 
+def label_array(ds, label: str) -> "np.ndarray":  # noqa: F821
+    """The label column as one numpy array (a Column iterates row by row: 100x slower)."""
+    import numpy as np
+
+    return np.asarray(ds.select_columns([label]).with_format("numpy")[:][label], dtype=np.int64)
+
+
 def _holdout(train, label: str, pct: float, seed: int, label_names: list[str]):
     """Stratified train/val split; explains classes too small to stratify."""
     import numpy as np
 
-    counts = np.bincount(np.asarray(train.with_format("numpy")[label]), minlength=len(label_names))
+    counts = np.bincount(label_array(train, label), minlength=len(label_names))
     lonely = [label_names[y] for y, n in enumerate(counts) if n == 1]
     if lonely:
         raise UserError(f"class(es) {lonely[:10]} have only 1 sample, so a stratified validation split is "

@@ -11,7 +11,7 @@ import numpy as np
 
 from trainer.checkpoint import write_json
 from trainer.config import TrainConfig
-from trainer.data import DataBundle
+from trainer.data import DataBundle, label_array
 
 SERVED = ("config.json", "model.safetensors", "train_config.json", "eval", "manifest.json")
 
@@ -32,7 +32,7 @@ def run_folds(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, run_
     from sklearn.model_selection import StratifiedKFold
 
     pool = datasets.concatenate_datasets([bundle.train, bundle.val])
-    labels = np.asarray(pool.with_format("numpy")[bundle.label_column])
+    labels = label_array(pool, bundle.label_column)
     folds = StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed).split(labels, labels)
     per_fold = []
     for k, (train_idx, val_idx) in enumerate(folds):

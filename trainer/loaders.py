@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from trainer.config import TrainConfig
-from trainer.data import DataBundle
+from trainer.data import DataBundle, label_array
 from trainer.transforms import (DevicePreprocess, HFImageDataset, cache_transform, decode_all, eval_transform,
                                 train_transform, use_decode_cache)
 
@@ -45,7 +45,7 @@ class Loaders:
 
 def class_counts(ds, label: str, num_classes: int) -> np.ndarray:
     """Samples per class in a split."""
-    return np.bincount(np.asarray(ds.with_format("numpy")[label]), minlength=num_classes)
+    return np.bincount(label_array(ds, label), minlength=num_classes)
 
 
 def _datasets(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, decoded: bool) -> tuple:
@@ -75,7 +75,7 @@ def build_loaders(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, num_proc
     common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
     sampler = None
     if cfg.balance == "sampler":
-        labels = np.asarray(bundle.train.with_format("numpy")[bundle.label_column])
+        labels = label_array(bundle.train, bundle.label_column)
         sampler = EpochWeightedSampler(1.0 / np.maximum(counts, 1)[labels], cfg.seed)
     # drop_last keeps batch statistics sane (and mixup needs even batches) unless the set is tiny
     drop_last = len(train_ds) >= 2 * cfg.batch_size * num_processes

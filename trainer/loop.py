@@ -172,6 +172,8 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
             ctx.scheduler.step_update(st.step)
             if ctx.ema is not None:
                 ctx.ema.update(acc.unwrap_model(ctx.model), step=st.step)
+            if st.step % cfg.log_interval == 0:
+                acc.print(f"step {st.step} loss {loss.item():.4f}", flush=True)
         total, count = total + loss.item(), count + 1
         bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{ctx.optimizer.param_groups[0]['lr']:.2e}")
         if cfg.max_steps is not None and st.step >= cfg.max_steps:

@@ -25,6 +25,8 @@ def make_accelerator(cfg: TrainConfig, out: Path):
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 
+    # Fine-tuned ImageNet weights produce denormal floats; on x86 CPUs they made steps ~4x slower (measured).
+    torch.set_flush_denormal(True)
     return Accelerator(
         cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision,
         gradient_accumulation_steps=cfg.grad_accum, log_with=cfg.log_with,
@@ -84,7 +86,7 @@ def load_best(ctx: LoopContext) -> torch.nn.Module:
     model = ctx.accelerator.unwrap_model(ctx.eval_model)
     path = ctx.out / STATE_DIR / "best_model.safetensors"
     if path.exists():
-        model.load_state_dict(load_file(str(path), device=str(ctx.accelerator.device)))
+        model.load_state_dict(load_file(str(path)))  # load_state_dict copies onto the model's device
     return model
 
 

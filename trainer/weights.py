@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainer.errors import UserError
+from trainer.paths import cache_dir
 
 if TYPE_CHECKING:  # torch/timm are imported lazily so the already-converted path returns in ~0.1 s
     import torch
@@ -22,8 +23,7 @@ N_TENSORS = 296  # 149 parameters + 49 BatchNorms x 3 buffers (running_mean, run
 
 def default_lite0_path() -> Path:
     """$TIMM_SPACE_CACHE (default ~/.cache/timm-space)/weights/tf_efficientnet_lite0.in1k.safetensors."""
-    root = Path(os.environ.get("TIMM_SPACE_CACHE", "~/.cache/timm-space")).expanduser()
-    return root / "weights" / "tf_efficientnet_lite0.in1k.safetensors"
+    return cache_dir("weights") / "tf_efficientnet_lite0.in1k.safetensors"
 
 
 def packaged_lite0_file() -> Path:

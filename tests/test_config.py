@@ -1,0 +1,59 @@
+"""The one config: flat CLI flags from nested dataclasses, YAML overlay, validation, secrets never saved."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trainer.config import TrainConfig, build_parser, load_train_config, parse_config
+from trainer.errors import UserError
+
+
+def test_flat_flags_fill_nested_sections():
+    cfg = parse_config(["--dataset", "beans", "--model", "resnet18", "--lr", "0.01", "--no-pretrained",
+                        "--scale", "0.5", "1", "--balance", "loss", "--max-steps", "7"])
+    assert cfg.data.dataset == "beans" and cfg.model.model == "resnet18" and cfg.model.pretrained is False
+    assert cfg.optim.lr == 0.01 and cfg.augment.scale == [0.5, 1.0] and cfg.balance == "loss" and cfg.max_steps == 7
+
+
+def test_every_field_has_a_flag_with_help():
+    help_text = build_parser().format_help()
+    for flag in ("--dataset", "--val-pct", "--img-size", "--aa", "--freeze-epochs", "--model-ema", "--folds",
+                 "--resume", "--hub-token", "--decode-cache", "--grad-accum", "--mixed-precision"):
+        assert flag in help_text, flag
+
+
+def test_yaml_overlay_then_cli_wins(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("optim:\n  lr: 0.005\n  opt: sgd\nepochs: 4\nbatch-size: 16\n")
+    cfg = parse_config(["--config", str(path), "--epochs", "9"])
+    assert (cfg.optim.lr, cfg.optim.opt, cfg.epochs, cfg.batch_size) == (0.005, "sgd", 9, 16)
+
+
+def test_unknown_yaml_key_is_named(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("learning_rate: 0.1\n")
+    with pytest.raises(UserError, match=r"unknown option\(s\) \['learning_rate'\]"):
+        parse_config(["--config", str(path)])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--val-pct", "1.5"], "--val-pct must be between 0 and 1 (exclusive), got 1.5"),
+    (["--epochs", "0"], "--epochs must be >= 1, got 0"),
+    (["--scale", "0.9", "0.2"], "--scale needs 0 < min <= max <= 1"),
+    (["--lr", "-1"], "--lr must be > 0"),
+])
+def test_validation_messages(argv, message):
+    with pytest.raises(UserError) as e:
+        parse_config(argv)
+    assert message in str(e.value)
+
+
+def test_saved_config_round_trips_without_the_token(tmp_path):
+    cfg = parse_config(["--hub-token", "hf_secret_value", "--lr", "0.02"])
+    cfg.save(tmp_path / "train_config.json")
+    text = (tmp_path / "train_config.json").read_text()
+    assert "hf_secret_value" not in text and json.loads(text)["hub"]["hub_token"] is None
+    again = load_train_config(tmp_path / "train_config.json")
+    assert again.optim.lr == 0.02 and isinstance(again, TrainConfig)
