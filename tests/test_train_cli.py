@@ -88,7 +88,7 @@ def test_bad_input_clear_message_and_output_untouched(tmp_path, args, message):
     (out / "keep.txt").write_text("user data")
     before = tree_hash(out)
     flags = list(SMOKE)
-    for flag, value in zip(args[::2], args[1::2]):
+    for flag, value in zip(args[::2], args[1::2], strict=True):
         if flag in flags:
             flags[flags.index(flag) + 1] = value
         else:
@@ -105,3 +105,29 @@ def test_refuses_to_mix_runs_without_resume(smoke_run):
     proc = run_cli("trainer/train.py", *SMOKE, "--output-dir", str(smoke_run), check=False)
     assert proc.returncode == 2 and "holds a previous run. Use --resume auto" in proc.stderr
     assert tree_hash(smoke_run) == before
+
+
+def test_one_sample_class_in_imagefolder_via_cli(tmp_path):
+    from tests.conftest import make_imagefolder
+
+    root = make_imagefolder(tmp_path / "photos", {"cat": 6, "dog": 6, "unicorn": 1})
+    out = tmp_path / "out"
+    proc = run_cli("trainer/train.py", "--dataset", str(root), "--model", "test_resnet", "--no-pretrained",
+                   "--output-dir", str(out), check=False)
+    assert proc.returncode == 2 and "class(es) ['unicorn'] have only 1 sample" in proc.stderr
+    assert "Traceback" not in proc.stderr and tree_hash(out) == "absent"
+
+
+def test_folds_write_per_fold_checkpoints_and_summary(tmp_path):
+    out = tmp_path / "cv"
+    flags = [f for f in SMOKE]
+    flags[flags.index("--max-steps") + 1] = "2"
+    run_cli("trainer/train.py", *flags, "--folds", "2", "--output-dir", str(out))
+    summary = json.loads((out / "folds" / "summary.json").read_text())
+    assert summary["folds"] == 2 and summary["best_fold"] in (0, 1)
+    acc = summary["summary"]["val"]["accuracy"]
+    assert len(acc["values"]) == 2 and acc["mean"] == pytest.approx(np.mean(acc["values"]))
+    for k in (0, 1):
+        assert (out / "folds" / str(k) / "model.safetensors").is_file()
+    best = out / "folds" / str(summary["best_fold"])
+    assert (out / "model.safetensors").read_bytes() == (best / "model.safetensors").read_bytes()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.conftest import run_cli
 
+from tests.conftest import run_cli
 from trainer import weights
 
 ARCH = "tf_efficientnet_lite0"

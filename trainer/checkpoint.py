@@ -7,11 +7,9 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -68,7 +66,7 @@ def manifest(argv: list[str], config: dict, source: dict, wall_s: float, hardwar
                              cwd=Path(__file__).parent).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         sha = None
-    return {"schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return {"schema_version": SCHEMA_VERSION, "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": redact_argv(argv), "config": config, "dataset": source, "seed": config.get("seed"),
             "versions": {"python": platform.python_version(), **versions}, "git_sha": sha,
             "hardware": hardware, "wall_time_s": round(wall_s, 1)}
@@ -167,10 +165,9 @@ def _install(staging: Path, out: Path) -> None:
 
 def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], temperature: float,
                      train_config: dict, results: dict, preds: dict, sample_ds, image_column: str,
-                     history: list, run_manifest: dict, extra_config: Optional[dict] = None) -> None:
+                     history: list, run_manifest: dict, extra_config: dict | None = None) -> None:
     """Stage the whole contract in out/.staging, then rename each piece into out (manifest last)."""
     import timm
-
     import torch
 
     staging = out / ".staging"

@@ -10,7 +10,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from trainer.errors import UserError
 
@@ -27,16 +27,16 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 @dataclass
 class DataConfig:
     dataset: str = _f("fashion-mnist", "Hub dataset id, a local imagefolder dir, or an embedded name (fashion-mnist)")
-    dataset_config: Optional[str] = _f(None, "Hub dataset config (subset) name")
-    dataset_revision: Optional[str] = _f(None, "Hub dataset revision (branch, tag or commit)")
+    dataset_config: str | None = _f(None, "Hub dataset config (subset) name")
+    dataset_revision: str | None = _f(None, "Hub dataset revision (branch, tag or commit)")
     train_split: str = _f("train", "split to train on")
-    val_split: Optional[str] = _f(None, "validation split; default: 'validation'/'valid'/'val' if present, else --val-pct")
-    test_split: Optional[str] = _f(None, "test split, evaluated once at the end; default: 'test' if present")
-    image_column: Optional[str] = _f(None, "image column; default: the single Image feature")
-    label_column: Optional[str] = _f(None, "label column; default: the single ClassLabel or a 'label'-like column")
+    val_split: str | None = _f(None, "validation split; default: 'validation'/'valid'/'val' if present, else --val-pct")
+    test_split: str | None = _f(None, "test split, evaluated once at the end; default: 'test' if present")
+    image_column: str | None = _f(None, "image column; default: the single Image feature")
+    label_column: str | None = _f(None, "label column; default: the single ClassLabel or a 'label'-like column")
     val_pct: float = _f(0.2, "fraction of train held out (stratified) when there is no validation split")
-    max_train_samples: Optional[int] = _f(None, "cap on training samples (stratified subset), for quick runs")
-    max_eval_samples: Optional[int] = _f(None, "cap on validation and test samples, for quick runs")
+    max_train_samples: int | None = _f(None, "cap on training samples (stratified subset), for quick runs")
+    max_eval_samples: int | None = _f(None, "cap on validation and test samples, for quick runs")
     decode_cache: Literal["auto", "on", "off"] = _f(
         "auto", "decode+resize images once into memory (auto: when they fit in 4 GiB and --aa is off)")
     num_workers: int = _f(min(4, max(0, (os.cpu_count() or 1) - 1)), "DataLoader worker processes")
@@ -55,9 +55,9 @@ class DataConfig:
 class ModelConfig:
     model: str = _f("tf_efficientnet_lite0", "any timm model name")
     pretrained: bool = _f(True, "start from timm's pretrained weights (via the Hub)")
-    pretrained_file: Optional[str] = _f(None, "start from this .safetensors file instead of the Hub")
-    img_size: Optional[int] = _f(None, "square input size; default: the model's pretrained input size")
-    crop_pct: Optional[float] = _f(None, "eval centre-crop fraction; default: the model's (1.0 keeps the whole image)")
+    pretrained_file: str | None = _f(None, "start from this .safetensors file instead of the Hub")
+    img_size: int | None = _f(None, "square input size; default: the model's pretrained input size")
+    crop_pct: float | None = _f(None, "eval centre-crop fraction; default: the model's (1.0 keeps the whole image)")
     drop_rate: float = _f(0.0, "dropout before the classifier")
     drop_path_rate: float = _f(0.0, "stochastic depth rate")
     channels_last: bool = _f(True, "channels_last memory format (faster convolutions on CPU and GPU)")
@@ -75,7 +75,7 @@ class AugmentConfig:
     hflip: float = _f(0.5, "horizontal flip probability")
     vflip: float = _f(0.0, "vertical flip probability")
     color_jitter: float = _f(0.0, "color jitter strength (PIL path only)")
-    aa: Optional[str] = _f(None, "timm RandAugment/AutoAugment policy, e.g. rand-m9-mstd0.5")
+    aa: str | None = _f(None, "timm RandAugment/AutoAugment policy, e.g. rand-m9-mstd0.5")
     reprob: float = _f(0.0, "random erasing probability")
     mixup: float = _f(0.0, "mixup alpha (0 = off)")
     cutmix: float = _f(0.0, "cutmix alpha (0 = off)")
@@ -100,7 +100,7 @@ class OptimConfig:
     min_lr: float = _f(1e-6, "final learning rate of the schedule")
     freeze_epochs: int = _f(0, "fastai-style fine-tune: train only the head for this many epochs first")
     backbone_lr_scale: float = _f(1.0, "backbone LR = lr x this (e.g. 0.1 for gentle fine-tuning)")
-    clip_grad: Optional[float] = _f(None, "clip gradient norm to this value")
+    clip_grad: float | None = _f(None, "clip gradient norm to this value")
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -110,8 +110,8 @@ class OptimConfig:
 @dataclass
 class HubConfig:
     push_to_hub: bool = _f(False, "push the checkpoint to the Hugging Face Hub at the end")
-    hub_model_id: Optional[str] = _f(None, "Hub repo id, org/name")
-    hub_token: Optional[str] = _f(None, "Hub token (default: HF_TOKEN or the cached login); never saved")
+    hub_model_id: str | None = _f(None, "Hub repo id, org/name")
+    hub_token: str | None = _f(None, "Hub token (default: HF_TOKEN or the cached login); never saved")
 
 
 @dataclass
@@ -124,20 +124,20 @@ class TrainConfig:
     output_dir: str = _f("outputs/run", "where the checkpoint, eval/ and state/ go")
     overwrite_output_dir: bool = _f(False, "replace a previous run in --output-dir instead of refusing")
     epochs: int = _f(10, "training epochs")
-    max_steps: Optional[int] = _f(None, "stop after this many optimizer steps (overrides --epochs)")
+    max_steps: int | None = _f(None, "stop after this many optimizer steps (overrides --epochs)")
     batch_size: int = _f(64, "per-process training batch size")
-    eval_batch_size: Optional[int] = _f(None, "per-process eval batch size (default: 2 x --batch-size)")
+    eval_batch_size: int | None = _f(None, "per-process eval batch size (default: 2 x --batch-size)")
     grad_accum: int = _f(1, "gradient accumulation steps")
-    mixed_precision: Optional[Literal["no", "fp16", "bf16"]] = _f(None, "default: accelerate config / 'no'")
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = _f(None, "default: accelerate config / 'no'")
     model_ema: bool = _f(False, "keep an EMA of the weights; evaluate and save the EMA")
     model_ema_decay: float = _f(0.998, "EMA decay per optimizer step")
     balance: Literal["none", "sampler", "loss"] = _f("none", "class imbalance: weighted sampler or loss")
     metric: Literal["accuracy", "f1_macro", "loss"] = _f("accuracy", "validation metric for best model/early stop")
-    patience: Optional[int] = _f(None, "early stopping: epochs without improvement of --metric")
+    patience: int | None = _f(None, "early stopping: epochs without improvement of --metric")
     folds: int = _f(0, "stratified K-fold cross-validation on train (0 = off, else >= 2)")
-    log_with: Optional[str] = _f(None, "Accelerate tracker, e.g. tensorboard")
+    log_with: str | None = _f(None, "Accelerate tracker, e.g. tensorboard")
     log_interval: int = _f(50, "print the training loss every this many optimizer steps")
-    resume: Optional[str] = _f(None, "'auto' (latest state in --output-dir) or a state dir")
+    resume: str | None = _f(None, "'auto' (latest state in --output-dir) or a state dir")
     seed: int = _f(42, "random seed (data split, init, augmentation)")
 
     def __post_init__(self) -> None:
@@ -164,7 +164,7 @@ class TrainConfig:
         os.replace(tmp, path)
 
 
-def _flag_fields() -> list[tuple[Optional[str], dataclasses.Field, Any]]:
+def _flag_fields() -> list[tuple[str | None, dataclasses.Field, Any]]:
     """Every leaf field as (section or None, field, resolved type)."""
     out = []
     for f in dataclasses.fields(TrainConfig):
@@ -238,7 +238,7 @@ def _from_flat(flat: dict) -> TrainConfig:
         raise UserError(f"bad option value: {e}") from None
 
 
-def parse_config(argv: Optional[list[str]] = None) -> TrainConfig:
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
     """Defaults < --config YAML < explicit CLI flags."""
     args = vars(build_parser().parse_args(argv))
     flat: dict = {}

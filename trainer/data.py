@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from trainer.config import DataConfig
 from trainer.embedded import EMBEDDED, load_embedded
@@ -22,7 +21,7 @@ class DataBundle:
 
     train: "datasets.Dataset"  # noqa: F821 - datasets is imported lazily
     val: "datasets.Dataset"  # noqa: F821
-    test: Optional["datasets.Dataset"]  # noqa: F821
+    test: "datasets.Dataset" | None  # noqa: F821
     image_column: str
     label_column: str
     label_names: list[str]
@@ -83,7 +82,7 @@ def detect_columns(features, cfg: DataConfig) -> tuple[str, str]:
     return image, label
 
 
-def _split_names(raw, cfg: DataConfig) -> tuple[str, Optional[str], Optional[str]]:
+def _split_names(raw, cfg: DataConfig) -> tuple[str, str | None, str | None]:
     """Resolve train/val/test split names against what the source has."""
     have = list(raw)
     for flag, name in (("--train-split", cfg.train_split), ("--val-split", cfg.val_split),
@@ -139,7 +138,7 @@ def _holdout(train, label: str, pct: float, seed: int, label_names: list[str]):
     return parts["train"], parts["test"]
 
 
-def _cap(ds, n: Optional[int], label: str, seed: int):
+def _cap(ds, n: int | None, label: str, seed: int):
     """A stratified subset of at most n rows (all rows when n is None or larger)."""
     if n is None or n >= len(ds):
         return ds

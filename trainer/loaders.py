@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
 
 from trainer.config import TrainConfig
 from trainer.data import DataBundle, label_array
-from trainer.transforms import (DevicePreprocess, HFImageDataset, cache_transform, decode_all, eval_transform,
-                                train_transform, use_decode_cache)
+from trainer.transforms import (
+    DevicePreprocess,
+    HFImageDataset,
+    cache_transform,
+    decode_all,
+    eval_transform,
+    train_transform,
+    use_decode_cache,
+)
 
 
 class EpochWeightedSampler(torch.utils.data.WeightedRandomSampler):
@@ -36,7 +42,7 @@ class Loaders:
 
     train: torch.utils.data.DataLoader
     val: torch.utils.data.DataLoader
-    test: Optional[torch.utils.data.DataLoader]
+    test: torch.utils.data.DataLoader | None
     train_preprocess: DevicePreprocess
     eval_preprocess: DevicePreprocess
     class_counts: np.ndarray

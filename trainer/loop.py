@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 
@@ -23,7 +23,7 @@ class TrainState:
 
     epoch: int = -1  # last finished epoch
     step: int = 0  # optimizer steps taken
-    best: Optional[float] = None
+    best: float | None = None
     best_epoch: int = -1
     bad_epochs: int = 0
     history: list = field(default_factory=list)
@@ -73,7 +73,7 @@ def build_optim(model: torch.nn.Module, cfg: TrainConfig, steps_per_epoch: int) 
     return optimizer, scheduler, epochs
 
 
-def build_loss(cfg: TrainConfig, loaders: Loaders, num_classes: int) -> tuple[Callable, Optional[Callable]]:
+def build_loss(cfg: TrainConfig, loaders: Loaders, num_classes: int) -> tuple[Callable, Callable | None]:
     """(criterion, mixup): torch CE handles class weights, smoothing and mixup's soft targets alike."""
     weight = None
     if cfg.balance == "loss":
@@ -90,7 +90,7 @@ def build_loss(cfg: TrainConfig, loaders: Loaders, num_classes: int) -> tuple[Ca
     return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=smoothing), mixup
 
 
-def find_resume(out: Path, resume: Optional[str]) -> Optional[Path]:
+def find_resume(out: Path, resume: str | None) -> Path | None:
     """The state dir to resume from: 'auto' → latest in out/state (None if there is none), or a path."""
     if not resume:
         return None
@@ -134,7 +134,7 @@ def save_best(accelerator, eval_model: torch.nn.Module, out: Path) -> None:
     accelerator.wait_for_everyone()
 
 
-def improved(cfg: TrainConfig, value: float, best: Optional[float]) -> bool:
+def improved(cfg: TrainConfig, value: float, best: float | None) -> bool:
     """Whether `value` beats `best` for --metric (lower is better only for loss)."""
     if best is None:
         return True
@@ -192,8 +192,8 @@ class LoopContext:
     scheduler: object
     loaders: Loaders
     criterion: Callable
-    mixup: Optional[Callable]
-    ema: Optional[torch.nn.Module]
+    mixup: Callable | None
+    ema: torch.nn.Module | None
     state: TrainState
     epochs: int
     out: Path

@@ -1,4 +1,4 @@
-"""Fine-tune a timm model on a datasets source: `python trainer/train.py …` or `accelerate launch trainer/train.py …`."""
+"""Fine-tune a timm model: `python trainer/train.py …` or `accelerate launch trainer/train.py …`."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ training device (timm's prefetcher does the same on GPU), so the 2 CPU cores are
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -111,7 +111,7 @@ def use_decode_cache(mode: str, n: int, input_size: tuple, aug: AugmentConfig) -
 class DevicePreprocess:
     """uint8 batch on the device → normalised float (+ batched crop/flip and random erasing in training)."""
 
-    def __init__(self, data_cfg: dict, aug: Optional[AugmentConfig], channels_last: bool,
+    def __init__(self, data_cfg: dict, aug: AugmentConfig | None, channels_last: bool,
                  batch_crop: bool) -> None:
         self.mean = torch.tensor(data_cfg["mean"]).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(data_cfg["std"]).view(1, -1, 1, 1) * 255
