@@ -90,8 +90,8 @@ def load_best(ctx: LoopContext) -> torch.nn.Module:
     return model
 
 
-def final_evaluation(ctx: LoopContext, bundle: DataBundle) -> tuple[dict, dict, float]:
-    """Predict val (+ test, once); fit the temperature on val; full metrics for every split."""
+def final_evaluation(ctx: LoopContext, bundle: DataBundle) -> tuple:
+    """Best model → predict val (+ test, once); fit the temperature on val; full metrics for every split."""
     acc, n = ctx.accelerator, len(bundle.label_names)
     model = load_best(ctx)
     preds = {"val": predict(acc, model, ctx.loaders.val, ctx.loaders.eval_preprocess)}
@@ -102,7 +102,7 @@ def final_evaluation(ctx: LoopContext, bundle: DataBundle) -> tuple[dict, dict, 
     for split, p in preds.items():
         p["loss"] = per_sample_loss(p["logits"], p["labels"])
         results[split] = full_metrics(p, n, temperature)
-    return preds, results, temperature
+    return model, preds, results, temperature
 
 
 def hardware(accelerator) -> dict:
@@ -125,16 +125,15 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -
     train_start = time.time()
     fit(ctx, validate)
     train_s = time.time() - train_start
-    preds, results, temperature = final_evaluation(ctx, bundle)
+    model, preds, results, temperature = final_evaluation(ctx, bundle)
     if accelerator.is_main_process:
-        model = load_best(ctx)
         latency = measure_latency(model, tuple(data_cfg["input_size"]), accelerator.device)
         for r in results.values():
             r["metrics"].update(latency)
         primary = "test" if "test" in results else "val"
         sample_ds = bundle.test if primary == "test" else bundle.val
-        timing = {"wall_time_s": round(time.time() - start, 1), "train_time_s": round(train_s, 1),
-                  "decode_cache": ctx.loaders.decoded, "skipped_files": bundle.skipped}
+        timing = {"train_time_s": round(train_s, 1), "decode_cache": ctx.loaders.decoded,
+                  "skipped_files": bundle.skipped}
         run_manifest = manifest(sys.argv, cfg.to_dict(), bundle.source, time.time() - start,
                                 {**hardware(accelerator), **timing})
         write_checkpoint(out, model, data_cfg, bundle.label_names, temperature, cfg.to_dict(), results, preds,
