@@ -20,6 +20,11 @@ EXAMPLE_MAX = 224  # px, longest side of a per-class example image
 TOP_LOSS_N, PER_CELL_N, MAX_SAMPLE_FILES = 24, 4, 240
 
 
+def primary_split(results: dict) -> str:
+    """The split eval/ describes: test when there is one, else val."""
+    return "test" if "test" in results else "val"
+
+
 def write_json(path: Path, obj) -> None:
     """JSON via temp file + rename."""
     tmp = Path(f"{path}.tmp")
@@ -178,7 +183,7 @@ def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], t
     timm.models.save_for_hf(model, str(staging), model_config=model_config, safe_serialization=True,
                             data_config=data_cfg)
     write_json(staging / "train_config.json", train_config)
-    primary = "test" if "test" in results else "val"
+    primary = primary_split(results)
     _write_eval(staging / "eval", results, primary, label_names, history)
     write_predictions(staging / "eval" / "predictions.parquet", preds)
     samples = write_samples(staging / "eval" / "samples", sample_ds, image_column, preds[primary], label_names)

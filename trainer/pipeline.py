@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from trainer.checkpoint import manifest, write_checkpoint
+from trainer.checkpoint import manifest, primary_split, write_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import DataBundle
 from trainer.errors import UserError
@@ -130,7 +130,7 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -
         latency = measure_latency(model, tuple(data_cfg["input_size"]), accelerator.device)
         for r in results.values():
             r["metrics"].update(latency)
-        primary = "test" if "test" in results else "val"
+        primary = primary_split(results)
         sample_ds = bundle.test if primary == "test" else bundle.val
         timing = {"train_time_s": round(train_s, 1), "decode_cache": ctx.loaders.decoded,
                   "skipped_files": bundle.skipped}

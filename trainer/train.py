@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trainer.config import TrainConfig, parse_config  # noqa: E402
-from trainer.errors import UserError  # noqa: E402
+from trainer.errors import exit_on_user_error  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -47,14 +46,5 @@ def _flat_hparams(cfg: TrainConfig) -> dict:
     return flat
 
 
-def cli() -> None:
-    """Entry point: a UserError becomes one clear line on stderr and exit code 2, not a traceback."""
-    try:
-        main()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        os._exit(2)  # skip interpreter teardown: worker processes and dist groups may still be up
-
-
 if __name__ == "__main__":
-    cli()
+    exit_on_user_error(main)

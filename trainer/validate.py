@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # see trainer/train.py
 
-from trainer.errors import UserError  # noqa: E402
+from trainer.errors import UserError, exit_on_user_error  # noqa: E402
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -75,8 +74,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        os._exit(2)
+    exit_on_user_error(main)
