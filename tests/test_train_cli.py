@@ -17,8 +17,12 @@ FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 def test_checkpoint_files(smoke_run):
     for name in ("config.json", "model.safetensors", "train_config.json", "manifest.json", "eval/metrics.json",
                  "eval/per_class.json", "eval/confusion_matrix.json", "eval/predictions.parquet",
-                 "eval/samples.json", "eval/history.json", "eval/reliability.json"):
+                 "eval/samples.json", "eval/history.json", "eval/reliability.json", "eval/confusion_matrix.png",
+                 "eval/reliability.png", "README.md"):
         assert (smoke_run / name).is_file(), name
+    card = (smoke_run / "README.md").read_text()
+    assert "library_name: timm" in card and "model-index:" in card and f"local-dir:{smoke_run}" in card
+    assert ".staging" not in card and "Fashion-MNIST by Zalando Research (MIT license)" in card
     assert not list(smoke_run.glob("*.bin")) and not list(smoke_run.glob("*.pth"))  # never a pickle
     manifest = json.loads((smoke_run / "manifest.json").read_text())
     assert manifest["schema_version"] == 1

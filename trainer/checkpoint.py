@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.card import write_card
+
 SCHEMA_VERSION = 1
 PACKAGES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate", "huggingface_hub", "safetensors")
 THUMB_MAX = 96  # px, longest side of an error-analysis thumbnail
@@ -151,6 +153,16 @@ def _write_eval(eval_dir: Path, results: dict, primary: str, label_names: list[s
                                                     "matrix": main["confusion_matrix"]})
     write_json(eval_dir / "reliability.json", {"split": primary, **main["reliability"]})
     write_json(eval_dir / "history.json", history)
+    _write_plots(eval_dir, main, label_names, primary)
+
+
+def _write_plots(eval_dir: Path, main: dict, label_names: list[str], primary: str) -> None:
+    """confusion_matrix.png and reliability.png for the model card and for people browsing the files."""
+    from trainer.plots import confusion_matrix_figure, reliability_figure, save_png
+
+    save_png(confusion_matrix_figure(main["confusion_matrix"], label_names, title=f"{primary} split"),
+             eval_dir / "confusion_matrix.png")
+    save_png(reliability_figure(main["reliability"]), eval_dir / "reliability.png")
 
 
 def _install(staging: Path, out: Path) -> None:
@@ -189,4 +201,5 @@ def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], t
     samples = write_samples(staging / "eval" / "samples", sample_ds, image_column, preds[primary], label_names)
     write_json(staging / "eval" / "samples.json", {"split": primary, **samples})
     write_json(staging / "manifest.json", run_manifest)
+    write_card(staging, final_dir=out)
     _install(staging, out)

@@ -109,9 +109,25 @@ class OptimConfig:
 
 @dataclass
 class HubConfig:
-    push_to_hub: bool = _f(False, "push the checkpoint to the Hugging Face Hub at the end")
-    hub_model_id: str | None = _f(None, "Hub repo id, org/name")
+    push_to_hub: bool = _f(False, "push the checkpoint (without state/) to the Hugging Face Hub in one commit")
+    hub_model_id: str | None = _f(None, "Hub model repo id, org/name (or name: your user namespace)")
     hub_token: str | None = _f(None, "Hub token (default: HF_TOKEN or the cached login); never saved")
+    hub_private: bool = _f(False, "create the repo as private (an existing repo keeps its visibility)")
+    hub_revision: str | None = _f(None, "branch to push to (created from main if missing); default: main")
+    hub_strategy: Literal["end", "every_epoch"] = _f(
+        "end", "end: one push after training; every_epoch: also push each epoch's model in the background")
+    hub_license: str | None = _f("apache-2.0", "license in the model card (check your data's and weights')")
+    create_space: str | None = _f(None, "also push a Gradio Space repo, org/space-name, serving the pushed model")
+
+    def __post_init__(self) -> None:
+        for name in ("hub_model_id", "create_space"):
+            value = getattr(self, name)
+            if value is not None and (value.count("/") > 1 or not all(value.split("/"))):
+                raise UserError(f"--{name.replace('_', '-')} {value!r} is not a repo id: use org/name or name.")
+        if (self.push_to_hub or self.create_space) and not self.hub_model_id:
+            raise UserError("--push-to-hub and --create-space need --hub-model-id org/name (the model repo).")
+        if self.create_space and not self.push_to_hub:
+            raise UserError("--create-space serves the pushed model: add --push-to-hub.")
 
 
 @dataclass

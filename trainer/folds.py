@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.card import write_card
 from trainer.checkpoint import write_json
 from trainer.config import TrainConfig
 from trainer.data import DataBundle, label_array
@@ -54,5 +55,6 @@ def run_folds(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, run_
                 shutil.copytree(src, dst)
             else:
                 shutil.copy2(src, dst)
+        write_card(out)  # the card describes the served (best) fold, under out's name
     accelerator.wait_for_everyone()
     return summary

@@ -204,8 +204,9 @@ class LoopContext:
         return self.ema.module if self.ema is not None else self.model
 
 
-def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict]) -> TrainState:
-    """Epochs of train → validate → keep best → save state, until epochs, max steps or patience end it."""
+def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict],
+        on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainState:
+    """Epochs of train → validate → keep best → save state (→ on_epoch_end), until epochs, steps or patience end."""
     acc, cfg, st = ctx.accelerator, ctx.cfg, ctx.state
     for epoch in range(st.epoch + 1, ctx.epochs):
         train_loss = train_one_epoch(ctx, epoch)
@@ -225,6 +226,8 @@ def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict]) -> TrainS
                   f"(best {st.best:.4f} @ epoch {st.best_epoch + 1})", flush=True)
         path = save_epoch_state(acc, ctx.out, epoch)
         acc.print(f"saved state {path}", flush=True)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
         if cfg.max_steps is not None and st.step >= cfg.max_steps:
             break
         if cfg.patience is not None and st.bad_epochs >= cfg.patience:

@@ -105,6 +105,44 @@ def final_evaluation(ctx: LoopContext, bundle: DataBundle) -> tuple:
     return model, preds, results, temperature
 
 
+class _EpochPush:
+    """on_epoch_end hook of --hub-strategy every_epoch: a servable snapshot of the current model, pushed async."""
+
+    def __init__(self, cfg: TrainConfig, ctx: LoopContext, data_cfg: dict, label_names: list[str]):
+        from trainer.hub import EpochPusher
+
+        self.cfg, self.ctx, self.data_cfg, self.label_names = cfg, ctx, data_cfg, label_names
+        self.pusher = EpochPusher(cfg.hub.hub_model_id, cfg.hub.hub_token, cfg.hub.hub_revision,
+                                  ctx.out / ".hub_snapshot")
+
+    def write(self, snap: Path) -> None:
+        """config.json + model.safetensors (timm HF format) + train_config.json + history of this epoch."""
+        from safetensors.torch import save_file
+        from timm.models._hub import save_config_for_hf
+
+        from trainer.checkpoint import write_json
+
+        model = self.ctx.accelerator.unwrap_model(self.ctx.eval_model)
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                  str(snap / "model.safetensors"))
+        model_config = {"label_names": list(self.label_names), "modality": "image"}
+        save_config_for_hf(model, str(snap / "config.json"), model_config=model_config, data_config=self.data_cfg)
+        write_json(snap / "train_config.json", self.cfg.to_dict())
+        write_json(snap / "history.json", self.ctx.state.history)
+
+    def __call__(self, epoch: int, row: dict) -> None:
+        value = row.get(f"val_{self.cfg.metric}")
+        message = f"Epoch {epoch + 1}: val {self.cfg.metric} {value:.4f} (training in progress)"
+        self.pusher(epoch, self.write, message)
+
+
+def epoch_pusher(cfg: TrainConfig, ctx: LoopContext, data_cfg: dict, label_names: list[str]) -> _EpochPush | None:
+    """The every_epoch hook on the main process when pushing, else None."""
+    if cfg.hub.push_to_hub and cfg.hub.hub_strategy == "every_epoch" and ctx.accelerator.is_main_process:
+        return _EpochPush(cfg, ctx, data_cfg, label_names)
+    return None
+
+
 def hardware(accelerator) -> dict:
     """Where the run happened, for the manifest."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
@@ -123,7 +161,10 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -
     n = len(bundle.label_names)
     validate = lambda m: quick_metrics(predict(accelerator, m, ctx.loaders.val, ctx.loaders.eval_preprocess), n)  # noqa: E731
     train_start = time.time()
-    fit(ctx, validate)
+    pusher = epoch_pusher(cfg, ctx, data_cfg, bundle.label_names)
+    fit(ctx, validate, pusher)
+    if pusher is not None:
+        pusher.pusher.wait()
     train_s = time.time() - train_start
     model, preds, results, temperature = final_evaluation(ctx, bundle)
     if accelerator.is_main_process:

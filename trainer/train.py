@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> dict:
     cfg: TrainConfig = parse_config(argv)
     out = check_output_dir(cfg, cfg.overwrite_output_dir)
     accelerator = make_accelerator(cfg, out)
+    if cfg.hub.push_to_hub and accelerator.is_main_process:
+        from trainer.hub import check_access
+
+        check_access(cfg.hub.hub_model_id, cfg.hub.hub_token)  # a bad token fails now, not after training
     set_seed(cfg.seed)
     with accelerator.main_process_first():  # rank 0 builds dataset caches, the others reuse them
         bundle = build_data(cfg.data, cfg.seed)
@@ -32,9 +36,13 @@ def main(argv: list[str] | None = None) -> dict:
         accelerator.init_trackers("train", config=_flat_hparams(cfg))
     if cfg.overwrite_output_dir and not cfg.resume and accelerator.is_main_process:
         clear_previous(out)
-    if cfg.folds:
-        return run_folds(cfg, accelerator, bundle, out, run_training)
-    return run_training(cfg, accelerator, bundle, out)
+    result = run_folds(cfg, accelerator, bundle, out, run_training) if cfg.folds else \
+        run_training(cfg, accelerator, bundle, out)
+    if cfg.hub.push_to_hub and accelerator.is_main_process:
+        from trainer.hub import publish
+
+        publish(cfg.hub, out)
+    return result
 
 
 def _flat_hparams(cfg: TrainConfig) -> dict:
