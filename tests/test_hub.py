@@ -142,6 +142,46 @@ def test_create_space_files_pin_the_pushed_revision(hub, tmp_path, smoke_run):
     assert config["model"] == f"hf-hub:{repo}@{model_sha}"
     assert len(upload_commits(hub, space, "space")) == 1
     assert_no_token(smoke_run, proc.stdout + proc.stderr, hub, repo, space)
+    served = serve_space(files, tmp_path / "space", hub_env(hub, tmp_path / "visitor", token=None))
+    assert served["ref"] == config["model"] and served["source"] == "space_config.json"
+    assert served["status"].startswith("✅") and served["label"] in served["labels"]
+    assert served["labels"] == json.loads((smoke_run / "config.json").read_text())["label_names"]
+    assert served["accuracy"] == json.loads((smoke_run / "eval" / "metrics.json").read_text())["test"]["accuracy"]
+
+
+# Runs the pushed Space's own app.py (cwd = the Space checkout, so its copies of space/ and trainer/ are the
+# ones imported), launches it and classifies an image through gradio_client, as a visitor of the Space would.
+SERVE_SPACE = """
+import json, sys
+assert sys.path[0] in ("", sys.argv[1]) and "trainer" not in sys.modules
+import app, trainer
+from space import classifier
+assert trainer.__file__.startswith(sys.argv[1]), trainer.__file__
+from gradio_client import Client, handle_file
+from PIL import Image
+Image.new("RGB", (40, 40), (200, 30, 30)).save("probe.png")
+_, url, _ = app.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+client = Client(url, verbose=False)
+status = client.predict(api_name="/image_model")[0]
+label, _ = client.predict(handle_file("probe.png"), 3, api_name="/predict_image")
+metrics = client.predict("image", api_name="/metrics")
+app.demo.close()
+print(json.dumps({"ref": app.settings.image.ref, "source": app.settings.image.source, "status": status,
+                  "label": label["label"], "labels": classifier.classifier(app.settings.image.ref).labels,
+                  "accuracy": metrics["test"]["accuracy"]}))
+"""
+
+
+def serve_space(files: dict[str, bytes], root: Path, env: dict) -> dict:
+    """Write a Space repo's files to root, run its app.py there against the Hub, and report what it served."""
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    env = dict(env, GRADIO_ANALYTICS_ENABLED="False", PYTHONPATH="")
+    proc = subprocess.run([sys.executable, "-c", SERVE_SPACE, str(root)], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_cached_model_loads_with_the_server_stopped(hub, tmp_path, smoke_run):

@@ -1,0 +1,108 @@
+"""Serve checkpoints: lazy, thread-safe, cached loads via trainer.reader; calibrated {label: prob} for images."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainer.errors import UserError
+from trainer.evaluation import softmax
+
+# ref → what was loaded. Both stay empty until the first request or page load asks (importing loads nothing).
+_CHECKPOINTS: dict[str, tuple[Path, dict]] = {}
+_MODELS: dict[str, Classifier] = {}
+# One lock for all loads: two requests racing for the same model must not load it twice (memory, and the
+# Hub download), and loads are rare enough that serialising different models costs nothing.
+_LOAD_LOCK = threading.RLock()
+
+
+def checkpoint(ref: str) -> tuple[Path, dict]:
+    """(local dir, checked config.json) of a checkpoint, downloaded once per process for hf-hub: refs."""
+    if ref not in _CHECKPOINTS:
+        from trainer.reader import open_checkpoint
+
+        with _LOAD_LOCK:
+            if ref not in _CHECKPOINTS:
+                _CHECKPOINTS[ref] = open_checkpoint(ref)
+    return _CHECKPOINTS[ref]
+
+
+@dataclass
+class Classifier:
+    """A loaded checkpoint: timm model in eval mode, its labels, calibration temperature and input transform."""
+
+    ref: str
+    path: Path
+    config: dict
+    model: Any
+    transform: Callable | None  # the eval transform for images (None for audio: the front end is in space/audio)
+
+    @property
+    def labels(self) -> list[str]:
+        """Class names in output order."""
+        return self.config["label_names"]
+
+    @property
+    def temperature(self) -> float:
+        """Temperature fitted on validation data (1.0 when the checkpoint has none)."""
+        return float(self.config.get("temperature") or 1.0)
+
+    def probabilities(self, batch) -> list[dict[str, float]]:
+        """{label: calibrated probability} per row of an already preprocessed float batch (N, …)."""
+        import torch
+
+        with torch.inference_mode():
+            logits = self.model(batch).float().numpy()
+        probs = softmax(logits, self.temperature)
+        return [dict(zip(self.labels, map(float, row), strict=True)) for row in probs]
+
+    def predict_images(self, images: list) -> tuple[list[dict[str, float]], float]:
+        """({label: prob} per RGB PIL image, milliseconds for preprocessing + one batched forward pass)."""
+        import torch
+
+        start = time.perf_counter()
+        batch = torch.stack([self.transform(im) for im in images])
+        out = self.probabilities(batch)
+        return out, 1000 * (time.perf_counter() - start)
+
+
+def _build(ref: str, modality: str) -> Classifier:
+    """Open, check and load a checkpoint for one modality (UserError when it is the wrong kind)."""
+    from trainer.reader import load_model
+    from trainer.transforms import eval_transform
+
+    path, config = checkpoint(ref)
+    found = config.get("modality", "image")
+    if found != modality:
+        flag = "--audio-model (AUDIO_MODEL_ID)" if found == "audio" else "--model (MODEL_ID)"
+        raise UserError(f"{ref} is an {found} model, not an {modality} model: pass it with {flag}.")
+    model = load_model(path)
+    transform = eval_transform(config["pretrained_cfg"]) if modality == "image" else None
+    return Classifier(ref=ref, path=path, config=config, model=model, transform=transform)
+
+
+def classifier(ref: str, modality: str = "image") -> Classifier:
+    """The cached Classifier for a checkpoint, loaded on first use (thread-safe)."""
+    key = f"{modality}:{ref}"
+    if key not in _MODELS:
+        checkpoint(ref)  # outside the lock below: it takes the lock itself
+        with _LOAD_LOCK:
+            if key not in _MODELS:
+                _MODELS[key] = _build(ref, modality)
+    return _MODELS[key]
+
+
+def loaded() -> list[str]:
+    """Keys of the models loaded so far (tests assert that importing the app loads none)."""
+    return sorted(_MODELS)
+
+
+def describe(clf: Classifier) -> str:
+    """One status line: architecture, classes, input size and temperature."""
+    size = clf.config.get("pretrained_cfg", {}).get("input_size", ["?", "?", "?"])
+    return (f"**{clf.config['architecture']}** · {len(clf.labels)} classes · input {size[-2]}×{size[-1]} · "
+            f"temperature {clf.temperature:.2f}")

@@ -1,0 +1,181 @@
+"""Event handlers of the Image and Metrics tabs: load lazily, predict, and turn every failure into a gr.Error."""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Callable
+from functools import wraps
+
+import gradio as gr
+
+from space import classifier, metrics
+from space.images import InputError, decode_image
+from space.settings import NO_AUDIO_MODEL, NO_IMAGE_MODEL, Settings
+from trainer.errors import UserError
+
+log = logging.getLogger("timm_space.app")
+DEFAULT_TOP_K = 5
+
+
+def user_error(e: Exception) -> gr.Error:
+    """A gr.Error for the user: our own messages as they are, anything else named by type (no traceback)."""
+    if isinstance(e, InputError | UserError):
+        text = str(e)
+    else:
+        log.exception("unexpected error in a request")
+        text = f"Unexpected error ({type(e).__name__}: {e}). The app is still running; try another input."
+    # gr.Error renders its message as HTML in the browser; file names come from users, so escape them.
+    return gr.Error(html.escape(text, quote=False), print_exception=False)
+
+
+def as_gr_error(fn: Callable) -> Callable:
+    """Decorator: re-raise every exception of an event handler as a clear gr.Error (the server keeps serving)."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as e:  # every failure becomes a message; none may take the server down
+            raise user_error(e) from None
+
+    return wrapper
+
+
+def _top(probs: dict[str, float], k) -> dict[str, float]:
+    """The k most probable labels (k clamped to 1…number of classes)."""
+    k = max(1, min(int(k or DEFAULT_TOP_K), len(probs)))
+    return dict(sorted(probs.items(), key=lambda kv: -kv[1])[:k])
+
+
+class Handlers:
+    """The app's event functions for one Settings (which checkpoints to serve)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def _ref(self, which: str) -> str:
+        """The configured reference for 'image' or 'audio', or UserError saying how to configure one."""
+        choice = self.settings.audio if which == "audio" else self.settings.image
+        if choice.ref is None:
+            raise UserError(NO_AUDIO_MODEL if which == "audio" else NO_IMAGE_MODEL)
+        return choice.ref
+
+    def image_status(self):
+        """On page load: load the image model (once per process) → status line, example gallery, top-k range."""
+        try:
+            clf = classifier.classifier(self._ref("image"), "image")
+        except Exception as e:  # shown in the tab; the page itself must load
+            return f"⚠️ {user_error(e).message}", [], gr.update()
+        ev = metrics.read_eval(clf.path)
+        items = metrics.example_items(metrics.served_samples(clf.path), ev.get("samples", {}))
+        status = f"✅ `{clf.ref}` ({self.settings.image.source}): {classifier.describe(clf)}"
+        return status, items, gr.update(maximum=len(clf.labels), value=min(DEFAULT_TOP_K, len(clf.labels)))
+
+    @as_gr_error
+    def predict_image(self, image, top_k: float = DEFAULT_TOP_K) -> tuple[dict[str, float], str]:
+        """One upload → ({label: calibrated probability} for the top k, timing and conversion notes)."""
+        if image is None:  # the input was cleared: nothing to say, no error toast
+            return {}, ""
+        start = time.perf_counter()
+        clf = classifier.classifier(self._ref("image"), "image")
+        rgb, notes = decode_image(image)
+        (probs,), model_ms = clf.predict_images([rgb])
+        total_ms = 1000 * (time.perf_counter() - start)
+        info = f"model {model_ms:.1f} ms (preprocess + forward) · {total_ms:.1f} ms with decoding"
+        return _top(probs, top_k), info + "".join(f"\n- {n}" for n in notes)
+
+    def predict_image_batch(self, images: list, top_ks: list) -> tuple[list, list]:
+        """Batched API: gradio groups concurrent requests; one forward pass; a bad upload fails only itself."""
+        try:
+            clf = classifier.classifier(self._ref("image"), "image")
+        except Exception as e:
+            message = user_error(e).message
+            return [{} for _ in images], [message for _ in images]
+        decoded, messages = [], []
+        for image in images:
+            try:
+                decoded.append(decode_image(image)[0])
+                messages.append("")
+            except Exception as e:  # reported for this request only: it must not fail the others in the batch
+                decoded.append(None)
+                messages.append(user_error(e).message)
+        good = [im for im in decoded if im is not None]
+        probs = iter(clf.predict_images(good)[0] if good else [])
+        labels = [_top(next(probs), k) if im is not None else {} for im, k in zip(decoded, top_ks, strict=True)]
+        return labels, messages
+
+    def pick_example(self, evt: gr.SelectData) -> str | None:
+        """The file of the example clicked in the gallery (it then flows into the image input)."""
+        clf = classifier.classifier(self._ref("image"), "image")
+        ev = metrics.read_eval(clf.path)
+        items = metrics.example_items(metrics.served_samples(clf.path), ev.get("samples", {}))
+        return items[evt.index][0] if 0 <= evt.index < len(items) else None
+
+    def _eval(self, which: str):
+        """(ref, local dir, config, eval artifacts) of the image or audio checkpoint — no model load."""
+        ref = self._ref(which)
+        path, config = classifier.checkpoint(ref)
+        return ref, path, config, metrics.read_eval(path)
+
+    @as_gr_error
+    def metrics_json(self, which: str = "image") -> dict:
+        """eval/metrics.json of the served checkpoint, as written by the trainer."""
+        _ref, _path, _config, ev = self._eval(which)
+        if "metrics" not in ev:
+            raise UserError("this checkpoint has no eval/metrics.json (was it written by trainer/train.py?).")
+        return ev["metrics"]
+
+    def metrics_view(self, which: str = "image") -> tuple:
+        """Everything the Validation-metrics tab shows, read from eval/ (errors become the summary text)."""
+        try:
+            ref, path, config, ev = self._eval(which)
+        except Exception as e:  # the tab shows why; the page stays up
+            empty = pd_empty()
+            return (f"⚠️ {user_error(e).message}", empty, None, empty, empty, None, "", [],
+                    gr.update(choices=[], value=None), [], empty)
+        split, headline = metrics.primary(ev)
+        confusion, samples = ev.get("confusion_matrix"), ev.get("samples", {})
+        root = metrics.served_samples(path)
+        choices = metrics.cell_choices(samples, confusion) if confusion else []
+        first = choices[0][1] if choices else None
+        return (metrics.summary_markdown(ref, config, ev),
+                metrics.headline_frame(ev.get("metrics", {})),
+                metrics.confusion_figure(confusion, normalize=False) if confusion else None,
+                metrics.per_class_frame(ev.get("per_class", {})),
+                metrics.confused_pairs(confusion) if confusion else pd_empty(),
+                metrics.reliability_plot(ev["reliability"]) if "reliability" in ev else None,
+                metrics.calibration_markdown(headline) + f" (split: {split})",
+                metrics.top_loss_items(root, samples),
+                gr.update(choices=choices, value=first),
+                metrics.cell_items(root, samples, first),
+                metrics.history_frame(ev.get("history", [])))
+
+    @as_gr_error
+    def confusion_plot(self, which: str, normalize: bool):
+        """The confusion matrix as counts or row-normalised."""
+        _ref, _path, _config, ev = self._eval(which)
+        if "confusion_matrix" not in ev:
+            raise UserError("this checkpoint has no eval/confusion_matrix.json.")
+        return metrics.confusion_figure(ev["confusion_matrix"], normalize=bool(normalize))
+
+    @as_gr_error
+    def cell_gallery(self, which: str, key: str | None) -> list:
+        """Thumbnails of the samples in one confused (true → predicted) cell."""
+        _ref, path, _config, ev = self._eval(which)
+        return metrics.cell_items(metrics.served_samples(path), ev.get("samples", {}), key)
+
+    def pick_pair(self, which: str, evt: gr.SelectData):
+        """A click on a most-confused row selects that (true → predicted) cell in the dropdown."""
+        _ref, _path, _config, ev = self._eval(which)
+        row = evt.row_value or []
+        key = metrics.pair_key(ev["confusion_matrix"], row[0], row[1]) if len(row) >= 2 else None
+        return gr.update(value=key) if key in ev.get("samples", {}).get("cells", {}) else gr.update()
+
+
+def pd_empty():
+    """An empty table (pandas is imported by space.metrics anyway)."""
+    return metrics.pd.DataFrame()

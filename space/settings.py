@@ -1,0 +1,120 @@
+"""Which checkpoints the app serves: CLI flags, then Space variables, then space_config.json, then the local demos."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainer.reader import HUB_PREFIX
+
+ROOT = Path(__file__).resolve().parent.parent
+SPACE_CONFIG = "space_config.json"  # written beside app.py by trainer/space_repo.py (--create-space)
+DEFAULT_IMAGE = "outputs/fashion-mnist-lite0"  # what `make demo` trains
+DEFAULT_AUDIO = "outputs/spoken-digits"
+NO_IMAGE_MODEL = ("No image model configured: train one with `make demo` or pass --model "
+                  "(a checkpoint dir or hf-hub:org/name[@revision]), or set MODEL_ID.")
+NO_AUDIO_MODEL = ("No audio model configured: pass --audio-model (a checkpoint dir or hf-hub:org/name[@revision]) "
+                  "or set AUDIO_MODEL_ID.")
+
+
+@dataclass
+class ModelChoice:
+    """A checkpoint reference (None: not configured) and where it came from, for the status line."""
+
+    ref: str | None = None
+    source: str = "not configured"
+
+
+@dataclass
+class Settings:
+    """Everything app.py needs: the two models and the server options."""
+
+    image: ModelChoice = field(default_factory=ModelChoice)
+    audio: ModelChoice = field(default_factory=ModelChoice)
+    server_name: str | None = None
+    server_port: int | None = None
+    share: bool = False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The app's flags (the server ones default to gradio's own GRADIO_SERVER_NAME/PORT handling)."""
+    parser = argparse.ArgumentParser(description="Serve timm-space checkpoints in a Gradio app.",
+                                     allow_abbrev=False)  # never let a foreign flag pass as a prefix of ours
+    parser.add_argument("--model", help="image checkpoint: a local dir or hf-hub:org/name[@revision]")
+    parser.add_argument("--audio-model", help="audio checkpoint: a local dir or hf-hub:org/name[@revision]")
+    parser.add_argument("--server-name", help="interface to bind, e.g. 0.0.0.0 (default 127.0.0.1)")
+    parser.add_argument("--server-port", type=int, help="port (default 7860, or the next free one)")
+    parser.add_argument("--share", action="store_true", help="also open a public share link")
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Our flags from argv; unknown arguments are ignored so that `gradio app.py` and test runners still work."""
+    args, _unknown = build_parser().parse_known_args(argv)
+    return args
+
+
+def _hub_ref(value: str) -> str:
+    """A Space variable may be a bare `org/name`: that means the Hub unless such a local dir exists."""
+    if value.startswith(HUB_PREFIX) or Path(value).expanduser().exists() or value.count("/") != 1:
+        return value
+    return HUB_PREFIX + value
+
+
+def _with_revision(ref: str, revision: str | None, replace: bool) -> str:
+    """Apply MODEL_REVISION to a Hub reference: added when it has none; `replace` also overrides a pinned one."""
+    if not revision or not ref.startswith(HUB_PREFIX) or ("@" in ref and not replace):
+        return ref
+    return ref.split("@", 1)[0] + "@" + revision
+
+
+def _space_config(root: Path) -> dict:
+    """space_config.json beside app.py ({} when absent or unreadable: the next fallback applies)."""
+    path = root / SPACE_CONFIG
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _default(root: Path, rel: str) -> ModelChoice:
+    """The locally trained demo checkpoint if it is there."""
+    path = root / rel
+    if (path / "config.json").is_file():
+        return ModelChoice(str(path), f"local demo checkpoint {rel}")
+    return ModelChoice()
+
+
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    """A non-empty environment variable (a Space may define a variable and leave it empty)."""
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def resolve(args: argparse.Namespace, env: Mapping[str, str] | None = None, root: Path = ROOT) -> Settings:
+    """The models to serve, first match wins: flag, environment (Space variables), space_config.json, demo dir."""
+    env = os.environ if env is None else env
+    space = _space_config(root)
+    revision = _env(env, "MODEL_REVISION")
+    if args.model:
+        image = ModelChoice(args.model, "--model")
+    elif model_id := _env(env, "MODEL_ID"):
+        image = ModelChoice(_with_revision(_hub_ref(model_id), revision, replace=False), "MODEL_ID")
+    elif space.get("model"):
+        image = ModelChoice(_with_revision(space["model"], revision, replace=True), SPACE_CONFIG)
+    else:
+        image = _default(root, DEFAULT_IMAGE)
+    if args.audio_model:
+        audio = ModelChoice(args.audio_model, "--audio-model")
+    elif audio_id := _env(env, "AUDIO_MODEL_ID"):
+        audio = ModelChoice(_hub_ref(audio_id), "AUDIO_MODEL_ID")
+    elif space.get("audio_model"):
+        audio = ModelChoice(space["audio_model"], SPACE_CONFIG)
+    else:
+        audio = _default(root, DEFAULT_AUDIO)
+    return Settings(image=image, audio=audio, server_name=args.server_name, server_port=args.server_port,
+                    share=args.share)

@@ -1,0 +1,213 @@
+"""The Gradio app end to end: launched on 127.0.0.1 with a real tiny checkpoint, called through gradio_client."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.app_helpers import CONVERTED, REFUSED, photo, write_converted, write_refused
+from tests.conftest import REPO, cli_env
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a test run
+ENDPOINTS = {"/predict_image", "/predict_image_batch", "/predict_audio", "/metrics", "/metrics_view",
+             "/image_model", "/audio_model", "/confusion_matrix", "/confused_samples", "/pick_example",
+             "/pick_pair"}
+
+
+def _free_port() -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(settings):
+    """(demo, client) for the app built from settings, served on a free local port."""
+    from gradio_client import Client
+
+    from space.ui import build_demo
+
+    demo = build_demo(settings)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
+                            quiet=True)
+    return demo, Client(url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def app(smoke_run):
+    """gradio_client.Client of the app serving the session's smoke checkpoint, and its label names."""
+    from space.settings import ModelChoice, Settings
+
+    demo, client = _launch(Settings(image=ModelChoice(str(smoke_run), "test fixture")))
+    yield client, json.loads((smoke_run / "config.json").read_text())["label_names"]
+    demo.close()
+
+
+def _upload(path):
+    """An image argument for the client: the file is uploaded as a user's browser would."""
+    from gradio_client import handle_file
+
+    return handle_file(str(path))
+
+
+def _probs(label: dict) -> dict[str, float]:
+    """{label: confidence} from the client's view of a gr.Label."""
+    return {c["label"]: c["confidence"] for c in label["confidences"]}
+
+
+def test_every_event_is_a_named_endpoint(app):
+    client, _ = app
+    api = client.view_api(return_format="dict", print_info=False)
+    assert set(api["named_endpoints"]) == ENDPOINTS
+    assert not api["unnamed_endpoints"]
+
+
+def test_predict_image_gives_calibrated_probabilities_over_the_checkpoint_labels(app, tmp_path):
+    client, labels = app
+    photo().save(tmp_path / "shirt.png")
+    label, info = client.predict(_upload(tmp_path / "shirt.png"), len(labels), api_name="/predict_image")
+    probs = _probs(label)
+    assert set(probs) == set(labels) and label["label"] == max(probs, key=probs.get)
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-6)
+    assert "ms" in info
+    top3, _ = client.predict(_upload(tmp_path / "shirt.png"), 3, api_name="/predict_image")
+    assert list(_probs(top3)) == sorted(probs, key=probs.get, reverse=True)[:3]
+    assert client.predict(None, 5, api_name="/predict_image")[1] == ""  # a cleared input is not an error
+
+
+def test_bad_images_get_a_clear_message_and_the_app_keeps_serving(app, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    client, labels = app
+    cases = write_refused(tmp_path)
+    assert len(cases) >= 10
+    for path, message in cases.items():
+        with pytest.raises(AppError) as err:
+            client.predict(_upload(path), 5, api_name="/predict_image")
+        assert message in str(err.value), (path.name, str(err.value))
+    photo().save(tmp_path / "good.png")
+    label, _ = client.predict(_upload(tmp_path / "good.png"), 5, api_name="/predict_image")
+    assert label["label"] in labels
+
+
+def test_odd_images_are_converted_and_say_how(app, tmp_path):
+    client, labels = app
+    results = {}
+    for path, note in write_converted(tmp_path).items():
+        label, info = client.predict(_upload(path), len(labels), api_name="/predict_image")
+        assert label["label"] in labels and note in info, (path.name, info)
+        results[path.name] = _probs(label)
+    assert set(results) == set(CONVERTED)
+    # the model saw the first GIF frame, and the photo turned upright
+    from PIL import Image, ImageOps
+
+    Image.open(tmp_path / "animated.gif").convert("RGB").save(tmp_path / "frame0.png")
+    ImageOps.exif_transpose(Image.open(tmp_path / "rotated.jpg")).save(tmp_path / "upright.png")
+    for name, reference in (("animated.gif", "frame0.png"), ("rotated.jpg", "upright.png")):
+        label, _ = client.predict(_upload(tmp_path / reference), len(labels), api_name="/predict_image")
+        assert _probs(label) == pytest.approx(results[name], abs=1e-6), name
+
+
+def test_batch_endpoint_answers_each_request_and_isolates_a_bad_one(app, tmp_path):
+    client, labels = app
+    for i in range(5):
+        photo(seed=i).save(tmp_path / f"{i}.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    names = [f"{i}.png" for i in range(5)] + ["bad.png"]
+    with ThreadPoolExecutor(len(names)) as pool:
+        jobs = [pool.submit(client.predict, _upload(tmp_path / n), len(labels), api_name="/predict_image_batch")
+                for n in names]
+        results = dict(zip(names, (j.result() for j in jobs), strict=True))
+    for name in names[:-1]:
+        label, message = results[name]
+        assert message == "" and set(_probs(label)) == set(labels)
+        single, _ = client.predict(_upload(tmp_path / name), len(labels), api_name="/predict_image")
+        assert _probs(label) == pytest.approx(_probs(single), abs=1e-5)  # batching changes nothing
+    assert REFUSED["text.png"].split(": ", 1)[1] in results["bad.png"][1]
+
+
+def test_metrics_come_from_the_checkpoint_eval_artifacts(app, smoke_run):
+    client, labels = app
+    expected = json.loads((smoke_run / "eval" / "metrics.json").read_text())
+    got = client.predict("image", api_name="/metrics")
+    assert got["test"]["accuracy"] == expected["test"]["accuracy"]
+    view = client.predict("image", api_name="/metrics_view")
+    summary, headline, _cm, per_class, pairs, _rel, calibration, top_loss, cell, cell_samples, _hist = view
+    assert "test_resnet" in summary and "fashion-mnist" in summary
+    accuracy_row = next(row for row in headline["data"] if row[0] == "accuracy")
+    assert accuracy_row[headline["headers"].index("test")] == round(expected["test"]["accuracy"], 4)
+    assert [row[0] for row in per_class["data"]] == labels
+    assert per_class["headers"] == ["label", "precision", "recall", "f1", "specificity", "support"]
+    assert pairs["data"] and "Temperature" in calibration and top_loss
+    assert cell["value"] and cell_samples
+    key = cell["choices"][-1][1]
+    samples = client.predict("image", key, api_name="/confused_samples")
+    true, pred = (labels[int(i)] for i in key.split(","))
+    assert samples and all(s["caption"].startswith(f"{true} → {pred}") for s in samples)
+
+
+def test_audio_tab_without_an_audio_model_says_so(app, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    client, _ = app
+    assert "No audio model configured" in client.predict(api_name="/audio_model")
+    (tmp_path / "clip.wav").write_bytes(b"RIFF")
+    with pytest.raises(AppError, match="No audio model configured"):
+        client.predict(_upload(tmp_path / "clip.wav"), api_name="/predict_audio")
+
+
+def test_app_without_any_model_serves_clear_messages(tmp_path):
+    from gradio_client.exceptions import AppError
+
+    from space.settings import NO_IMAGE_MODEL, Settings
+
+    demo, client = _launch(Settings())
+    try:
+        assert NO_IMAGE_MODEL in client.predict(api_name="/image_model")[0]
+        photo().save(tmp_path / "x.png")
+        with pytest.raises(AppError, match="No image model configured"):
+            client.predict(_upload(tmp_path / "x.png"), 5, api_name="/predict_image")
+        assert NO_IMAGE_MODEL in client.predict("image", api_name="/metrics_view")[0]
+        with pytest.raises(AppError, match="No image model configured"):
+            client.predict("image", api_name="/metrics")
+    finally:
+        demo.close()
+
+
+def test_importing_app_builds_the_layout_and_loads_no_model(smoke_run):
+    code = ("import app\nfrom space import classifier\n"
+            "assert classifier.loaded() == [] and classifier._CHECKPOINTS == {}, classifier.loaded()\n"
+            "print(type(app.demo).__name__, app.settings.image.ref, app.settings.image.source)\n")
+    env = cli_env(MODEL_ID=str(smoke_run), GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["Blocks", str(smoke_run), "MODEL_ID"]
+
+
+def test_model_choice_order_flags_env_space_config_default(tmp_path):
+    from space.settings import DEFAULT_IMAGE, parse_args, resolve
+
+    args = parse_args(["--model", "flag-dir", "-q", "tests/x.py"])  # foreign arguments are ignored
+    assert resolve(args, {"MODEL_ID": "org/env"}, tmp_path).image.ref == "flag-dir"
+    none = parse_args([])
+    assert resolve(none, {"MODEL_ID": "org/env"}, tmp_path).image.ref == "hf-hub:org/env"
+    env = {"MODEL_ID": "hf-hub:org/env", "MODEL_REVISION": "v2"}
+    assert resolve(none, env, tmp_path).image.ref == "hf-hub:org/env@v2"
+    assert resolve(none, {**env, "MODEL_ID": "org/env@abc"}, tmp_path).image.ref == "hf-hub:org/env@abc"
+    assert resolve(none, {}, tmp_path).image.ref is None
+    (tmp_path / "space_config.json").write_text(json.dumps({"model": "hf-hub:org/space@sha1"}))
+    assert resolve(none, {}, tmp_path).image.ref == "hf-hub:org/space@sha1"
+    assert resolve(none, {"MODEL_REVISION": "main"}, tmp_path).image.ref == "hf-hub:org/space@main"
+    assert resolve(none, {"MODEL_ID": "org/env"}, tmp_path).image.source == "MODEL_ID"
+    (tmp_path / "space_config.json").unlink()
+    (tmp_path / DEFAULT_IMAGE).mkdir(parents=True)
+    (tmp_path / DEFAULT_IMAGE / "config.json").write_text("{}")
+    assert resolve(none, {"MODEL_ID": " "}, tmp_path).image.ref == str(tmp_path / DEFAULT_IMAGE)
+    assert resolve(parse_args(["--audio-model", "a", "--server-port", "7999"]), {}, tmp_path).server_port == 7999
