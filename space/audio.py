@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 from space import classifier
-from space.handlers import Handlers, as_gr_error, user_error
+from space.handlers import DEFAULT_TOP_K, Handlers, _top, as_gr_error, user_error
 from trainer.errors import UserError
+
+_FRONTS: dict[str, object] = {}  # checkpoint ref → its LogMel (filterbanks built once)
+_FRONTS_LOCK = threading.Lock()
 
 
 def front_end() -> SimpleNamespace:
@@ -18,6 +24,61 @@ def front_end() -> SimpleNamespace:
                         "so the Audio tab cannot classify.") from None
     return SimpleNamespace(AudioConfig=AudioConfig, LogMel=LogMel, load_waveform=load_waveform,
                            sliding_window_logits=sliding_window_logits, spectrogram_image=spectrogram_image)
+
+
+def audio_source(payload) -> tuple[Path, str]:
+    """(file path, display name) from a gradio FileData dict or a path; UserError when there is no file."""
+    if isinstance(payload, str | Path):
+        return Path(payload), Path(payload).name
+    if isinstance(payload, dict) and payload.get("path"):
+        return Path(payload["path"]), (payload.get("orig_name") or Path(payload["path"]).name)[:80]
+    raise UserError("No audio file in the request: upload a clip or record one with the microphone.")
+
+
+def front_for(clf: classifier.Classifier):
+    """The checkpoint's LogMel, rebuilt from its config.json `audio` block (cached per checkpoint)."""
+    with _FRONTS_LOCK:
+        if clf.ref not in _FRONTS:
+            fe = front_end()
+            _FRONTS[clf.ref] = fe.LogMel(fe.AudioConfig.from_block(clf.config["audio"]))
+        return _FRONTS[clf.ref]
+
+
+def classify_wave(clf: classifier.Classifier, wave) -> tuple:
+    """(mean logits, per-window logits, spectrogram image of the most confident window) for a mono wave."""
+    import torch
+
+    fe, front = front_end(), front_for(clf)
+
+    def model_fn(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return clf.model(x)
+
+    mean, windows = fe.sliding_window_logits(wave, front, model_fn)
+    if len(windows) == 1:
+        spec = front.eval_input(wave)[0]
+    else:  # show the window the model was surest about (a 30-minute clip does not fit in one image)
+        from trainer.audio import window_starts
+
+        best = int(windows.softmax(-1).amax(-1).argmax())
+        start, n = window_starts(wave.shape[-1], front.cfg)[best], front.cfg.clip_samples
+        spec = front(wave[start: start + n][None])[0]
+    return mean, windows, fe.spectrogram_image(spec)
+
+
+def describe_input(info, windows: int, cfg, ms: dict) -> str:
+    """Markdown: what the clip was, what was converted, how it was windowed, and the latency."""
+    lines = [f"**{info.name}** · {info.duration_s:.2f} s · {info.sample_rate} Hz · {info.channels} channel(s) · "
+             f"{info.format}"]
+    lines += [f"- {note}" for note in info.notes]
+    if windows > 1:
+        lines.append(f"- longer than {cfg.clip_seconds:g} s: {windows} windows of {cfg.clip_seconds:g} s every "
+                     f"{cfg.window_hop:g} s, logits averaged; the spectrogram shows the most confident window")
+    elif info.duration_s < cfg.clip_seconds:
+        lines.append(f"- shorter than {cfg.clip_seconds:g} s: zero-padded (centred), as in training")
+    lines.append(f"- decode {ms['decode']:.1f} ms · front end + model {ms['model']:.1f} ms · "
+                 f"total {ms['total']:.1f} ms")
+    return "\n".join(lines)
 
 
 class AudioHandlers:
@@ -38,10 +99,26 @@ class AudioHandlers:
             clf = self._classifier()
         except Exception as e:  # shown in the tab; the page itself must load
             return f"⚠️ {user_error(e).message}"
-        return f"✅ `{clf.ref}` ({self.handlers.settings.audio.source}): {classifier.describe(clf)}"
+        cfg = front_for(clf).cfg
+        return (f"✅ `{clf.ref}` ({self.handlers.settings.audio.source}): {classifier.describe(clf)} · "
+                f"{cfg.clip_seconds:g} s clips at {cfg.sample_rate} Hz, {cfg.n_mels} mel bands")
 
     @as_gr_error
     def predict_audio(self, audio) -> tuple[dict[str, float], object, str]:
-        """A clip → ({label: probability}, its spectrogram image, notes)."""
+        """A clip → ({label: calibrated probability} top k, spectrogram of what was classified, notes)."""
+        from trainer.evaluation import softmax
+
+        if audio is None:  # the input was cleared: nothing to say, no error toast
+            return {}, None, ""
+        start = time.perf_counter()
         clf = self._classifier()
-        raise UserError(f"{clf.ref}: audio inference is not wired into the app yet.")
+        path, name = audio_source(audio)
+        cfg = front_for(clf).cfg
+        wave, info = front_end().load_waveform(path, cfg.sample_rate, name=name)
+        decoded = time.perf_counter()
+        mean, windows, image = classify_wave(clf, wave)
+        probs = softmax(mean[None].numpy(), clf.temperature)[0]
+        done = time.perf_counter()
+        ms = {"decode": 1000 * (decoded - start), "model": 1000 * (done - decoded), "total": 1000 * (done - start)}
+        labels = dict(zip(clf.labels, map(float, probs), strict=True))
+        return _top(labels, DEFAULT_TOP_K), image, describe_input(info, len(windows), cfg, ms)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,20 @@ _MODELS: dict[str, Classifier] = {}
 # One lock for all loads: two requests racing for the same model must not load it twice (memory, and the
 # Hub download), and loads are rare enough that serialising different models costs nothing.
 _LOAD_LOCK = threading.RLock()
+# The app runs up to 2 image requests and a batch at once (space/ui.py), beside gradio's event loop. torch's
+# default of one intra-op thread per core then oversubscribes the CPU, and OpenMP threads spinning at barriers
+# for a busy core made a 48 px lite0 forward ~2.5× slower inside the server than alone (bench/bench_app.py).
+SERVING_SHARE = 2  # each forward gets 1/SERVING_SHARE of the cores
+
+
+def set_serving_threads() -> int:
+    """Give each forward pass its share of the cores (an explicit OMP_NUM_THREADS wins); the thread count."""
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        torch.set_num_threads(max(1, cores // SERVING_SHARE))
+    return torch.get_num_threads()
 
 
 def checkpoint(ref: str) -> tuple[Path, dict]:
@@ -80,6 +95,7 @@ def _build(ref: str, modality: str) -> Classifier:
     if found != modality:
         flag = "--audio-model (AUDIO_MODEL_ID)" if found == "audio" else "--model (MODEL_ID)"
         raise UserError(f"{ref} is an {found} model, not an {modality} model: pass it with {flag}.")
+    set_serving_threads()
     model = load_model(path)
     transform = eval_transform(config["pretrained_cfg"]) if modality == "image" else None
     return Classifier(ref=ref, path=path, config=config, model=model, transform=transform)

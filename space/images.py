@@ -43,6 +43,11 @@ def _source(payload) -> tuple[io.BytesIO | Path, str]:
     raise InputError(f"{name}: no file in the request (send the image as a file).")
 
 
+def upload_source(payload) -> tuple[io.BytesIO | Path, str]:
+    """(file path or in-memory bytes, display name) of an upload, as decode_image reads it (the flywheel stores it)."""
+    return _source(payload)
+
+
 def _open(src: io.BytesIO | Path, name: str):
     """PIL.Image.open (reads the header only) with one message per way it fails."""
     from PIL import Image, UnidentifiedImageError

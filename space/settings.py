@@ -19,6 +19,8 @@ NO_IMAGE_MODEL = ("No image model configured: train one with `make demo` or pass
                   "(a checkpoint dir or hf-hub:org/name[@revision]), or set MODEL_ID.")
 NO_AUDIO_MODEL = ("No audio model configured: pass --audio-model (a checkpoint dir or hf-hub:org/name[@revision]) "
                   "or set AUDIO_MODEL_ID.")
+FLYWHEEL_MAX_FILES = 1000  # caps of the corrections folder (space/flywheel.py), unless set
+FLYWHEEL_MAX_MB = 500.0
 
 
 @dataclass
@@ -38,6 +40,10 @@ class Settings:
     server_name: str | None = None
     server_port: int | None = None
     share: bool = False
+    flywheel_dir: str | None = None  # where "Wrong? Pick the right label" stores corrections; None: off
+    flywheel_max_files: int = FLYWHEEL_MAX_FILES
+    flywheel_max_mb: float = FLYWHEEL_MAX_MB
+    on_space: bool = False  # running as a Hugging Face Space (SPACE_ID set): its disk is lost on restart
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server-name", help="interface to bind, e.g. 0.0.0.0 (default 127.0.0.1)")
     parser.add_argument("--server-port", type=int, help="port (default 7860, or the next free one)")
     parser.add_argument("--share", action="store_true", help="also open a public share link")
+    parser.add_argument("--flywheel-dir", help="store user corrections (input + right label) in this folder, "
+                        "imagefolder layout, for trainer/train.py --extra-data (env FLYWHEEL_DIR; default: off)")
+    parser.add_argument("--flywheel-max-files", type=int, help="cap on stored corrections (env FLYWHEEL_MAX_FILES; "
+                        f"default {FLYWHEEL_MAX_FILES})")
+    parser.add_argument("--flywheel-max-mb", type=float, help="cap on the corrections folder's size in MB "
+                        f"(env FLYWHEEL_MAX_MB; default {FLYWHEEL_MAX_MB:g})")
     return parser
 
 
@@ -117,4 +129,28 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str] | None = None, root
     else:
         audio = _default(root, DEFAULT_AUDIO)
     return Settings(image=image, audio=audio, server_name=args.server_name, server_port=args.server_port,
-                    share=args.share)
+                    share=args.share, **_flywheel(args, env))
+
+
+def _cap(args: argparse.Namespace, env: Mapping[str, str], flag: str, cast: type, default: float) -> float:
+    """A flywheel cap from its flag, else its variable (FLAG_NAME), else the default; a bad value stops the app."""
+    value = getattr(args, flag, None)
+    name = flag.upper()
+    value = _env(env, name) if value is None else value
+    if value is None:
+        return default
+    try:
+        number = cast(value)
+    except ValueError:
+        raise SystemExit(f"error: --{flag.replace('_', '-')} / {name} must be a number, got {value!r}.") from None
+    if number <= 0:
+        raise SystemExit(f"error: --{flag.replace('_', '-')} / {name} must be > 0, got {value!r}.")
+    return number
+
+
+def _flywheel(args: argparse.Namespace, env: Mapping[str, str]) -> dict:
+    """Flywheel settings: off unless --flywheel-dir or FLYWHEEL_DIR names a folder (on a Space too: opt-in only)."""
+    return {"flywheel_dir": getattr(args, "flywheel_dir", None) or _env(env, "FLYWHEEL_DIR"),
+            "flywheel_max_files": int(_cap(args, env, "flywheel_max_files", int, FLYWHEEL_MAX_FILES)),
+            "flywheel_max_mb": _cap(args, env, "flywheel_max_mb", float, FLYWHEEL_MAX_MB),
+            "on_space": _env(env, "SPACE_ID") is not None}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from space.audio import AudioHandlers
+from space.corrections import Corrections, correction_box
 from space.handlers import DEFAULT_TOP_K, Handlers
 from space.settings import Settings
 
@@ -19,7 +20,7 @@ INTRO = ("Classify images (and audio clips) with a timm checkpoint fine-tuned by
          "did on held-out data. Probabilities are temperature-calibrated. API: see “Use via API” below.")
 
 
-def _image_tab(demo: gr.Blocks, handlers: Handlers) -> None:
+def _image_tab(demo: gr.Blocks, handlers: Handlers, corrections: Corrections) -> None:
     """Upload/webcam/clipboard → calibrated top-k label, latency and conversion notes; clickable examples."""
     status = gr.Markdown("⏳ Loading the image model…")
     with gr.Row():
@@ -33,6 +34,7 @@ def _image_tab(demo: gr.Blocks, handlers: Handlers) -> None:
         with gr.Column():
             label = gr.Label(label="Prediction (calibrated probabilities)")
             info = gr.Markdown()
+            correction_box(demo, corrections, image, "image")
     examples = gr.Gallery(label="Examples from the evaluation split (click one to classify it)", columns=10,
                           height="auto", allow_preview=False)
     demo.load(handlers.image_status, outputs=[status, examples, top_k], api_name="image_model")
@@ -55,7 +57,7 @@ def _batch_api(handlers: Handlers) -> None:
                   concurrency_limit=1)
 
 
-def _audio_tab(demo: gr.Blocks, audio: AudioHandlers) -> None:
+def _audio_tab(demo: gr.Blocks, audio: AudioHandlers, corrections: Corrections) -> None:
     """Upload or record a clip → label, spectrogram and notes (or why there is no audio model)."""
     status = gr.Markdown("⏳ Loading the audio model…")
     with gr.Row():
@@ -65,6 +67,7 @@ def _audio_tab(demo: gr.Blocks, audio: AudioHandlers) -> None:
             label = gr.Label(label="Prediction")
             spectrogram = gr.Image(label="Log-mel spectrogram (what the model sees)", type="pil")
             info = gr.Markdown()
+            correction_box(demo, corrections, clip, "audio")
     demo.load(audio.status, outputs=status, api_name="audio_model")
     clip.change(audio.predict_audio, inputs=clip, outputs=[label, spectrogram, info], api_name="predict_audio",
                 preprocess=False, concurrency_limit=IMAGE_CONCURRENCY, concurrency_id="predict_audio")
@@ -105,12 +108,13 @@ def _metrics_tab(demo: gr.Blocks, handlers: Handlers) -> None:
 def build_demo(settings: Settings) -> gr.Blocks:
     """The whole app for one Settings; builds the layout only (models load on page load or first request)."""
     handlers = Handlers(settings)
+    corrections = Corrections(handlers)
     with gr.Blocks(title="timm-space") as demo:
         gr.Markdown(f"# timm-space\n{INTRO}")
         with gr.Tab("Image"):
-            _image_tab(demo, handlers)
+            _image_tab(demo, handlers, corrections)
         with gr.Tab("Audio"):
-            _audio_tab(demo, AudioHandlers(handlers))
+            _audio_tab(demo, corrections.audio, corrections)
         with gr.Tab("Validation metrics"):
             _metrics_tab(demo, handlers)
         _batch_api(handlers)

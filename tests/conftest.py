@@ -24,10 +24,11 @@ def cli_env(**extra: str) -> dict:
     return env
 
 
-def run_cli(*args: str, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
-    """Run `python <args>` from the repo root; on unexpected failure show its output."""
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, env=cli_env(),
-                          timeout=timeout)
+def run_cli(*args: str, timeout: int = 600, check: bool = True,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python <args>` from the repo root (extra environment in env); on unexpected failure show its output."""
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+                          env=cli_env(**(env or {})), timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-4000:]}")
     return proc
@@ -63,4 +64,25 @@ def smoke_run(tmp_path_factory) -> Path:
     """One real 4-step CLI run on Fashion-MNIST, shared by the checkpoint-contract tests."""
     out = tmp_path_factory.mktemp("smoke") / "run"
     run_cli("trainer/train.py", *SMOKE, "--output-dir", str(out))
+    return out
+
+
+# Audio: a 5-voice spoken-digits subset (450 clips, ~5 s to synthesize) in a session cache, not the full 101 voices.
+AUDIO_VOICES = "adam,croak,f3,klatt,m3"
+AUDIO_SMOKE = ["--dataset", "spoken-digits", "--model", "test_resnet", "--no-pretrained", "--max-steps", "4",
+               "--max-train-samples", "128", "--max-eval-samples", "64"]
+
+
+@pytest.fixture(scope="session")
+def audio_env(tmp_path_factory) -> dict:
+    """Environment for CLIs that use the small spoken-digits subset (its own TIMM_SPACE_CACHE)."""
+    return {"TIMM_SPACE_CACHE": str(tmp_path_factory.mktemp("audio_cache")),
+            "TIMM_SPACE_SPOKEN_DIGITS_VOICES": AUDIO_VOICES}
+
+
+@pytest.fixture(scope="session")
+def audio_run(tmp_path_factory, audio_env) -> Path:
+    """The issue's acceptance command (4 steps on spoken-digits), shared by the audio and app tests."""
+    out = tmp_path_factory.mktemp("audio_smoke") / "run"
+    run_cli("trainer/train.py", *AUDIO_SMOKE, "--output-dir", str(out), env=audio_env)
     return out

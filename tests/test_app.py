@@ -17,7 +17,8 @@ from tests.conftest import REPO, cli_env
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a test run
 ENDPOINTS = {"/predict_image", "/predict_image_batch", "/predict_audio", "/metrics", "/metrics_view",
              "/image_model", "/audio_model", "/confusion_matrix", "/confused_samples", "/pick_example",
-             "/pick_pair"}
+             "/pick_pair", "/correction_labels", "/save_correction", "/audio_correction_labels",
+             "/save_audio_correction"}
 
 
 def _free_port() -> int:

@@ -25,7 +25,7 @@ def test_checkpoint_files(smoke_run):
     assert ".staging" not in card and "Fashion-MNIST by Zalando Research (MIT license)" in card
     assert not list(smoke_run.glob("*.bin")) and not list(smoke_run.glob("*.pth"))  # never a pickle
     manifest = json.loads((smoke_run / "manifest.json").read_text())
-    assert manifest["schema_version"] == 1
+    assert manifest["schema_version"] == 2  # 2 added the config.json `audio` block
     assert manifest["dataset"]["sizes"] == {"train": 256, "val": 128, "test": 128}
     assert manifest["command"][-1] == str(smoke_run)
     metrics = json.loads((smoke_run / "eval/metrics.json").read_text())

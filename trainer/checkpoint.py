@@ -15,11 +15,22 @@ import numpy as np
 
 from trainer.card import write_card
 
-SCHEMA_VERSION = 1
+# 2: config.json may hold modality "audio" with an `audio` block (the log-mel front end); 1: images only.
+SCHEMA_VERSION = 2
 PACKAGES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate", "huggingface_hub", "safetensors")
 THUMB_MAX = 96  # px, longest side of an error-analysis thumbnail
 EXAMPLE_MAX = 224  # px, longest side of a per-class example image
 TOP_LOSS_N, PER_CELL_N, MAX_SAMPLE_FILES = 24, 4, 240
+
+
+def config_fields(label_names: list[str], audio: dict | None = None, temperature: float | None = None) -> dict:
+    """Our keys in config.json beside timm's: label names, modality (+ the audio front end), temperature."""
+    fields: dict = {"label_names": list(label_names), "modality": "audio" if audio is not None else "image"}
+    if audio is not None:
+        fields["audio"] = dict(audio)
+    if temperature is not None:
+        fields["temperature"] = temperature
+    return fields
 
 
 def primary_split(results: dict) -> str:
@@ -182,7 +193,7 @@ def _install(staging: Path, out: Path) -> None:
 
 def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], temperature: float,
                      train_config: dict, results: dict, preds: dict, sample_ds, image_column: str,
-                     history: list, run_manifest: dict, extra_config: dict | None = None) -> None:
+                     history: list, run_manifest: dict, audio: dict | None = None) -> None:
     """Stage the whole contract in out/.staging, then rename each piece into out (manifest last)."""
     import timm
     import torch
@@ -190,8 +201,7 @@ def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], t
     staging = out / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     model = model.to(memory_format=torch.contiguous_format)  # safetensors refuses channels_last strides
-    model_config = {"label_names": list(label_names), "modality": "image", "temperature": temperature,
-                    **(extra_config or {})}
+    model_config = config_fields(label_names, audio, temperature)
     timm.models.save_for_hf(model, str(staging), model_config=model_config, safe_serialization=True,
                             data_config=data_cfg)
     write_json(staging / "train_config.json", train_config)

@@ -12,16 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from trainer.audio_config import AudioConfig
 from trainer.errors import UserError
+from trainer.fields import help_field as _f
 
 SECRET_FIELDS = {"hub_token"}  # never written to disk, logs or trackers
-
-
-def _f(default: Any, help: str, **kw: Any) -> Any:
-    """A dataclass field whose help text is both the comment and the CLI help."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
-    return field(default=default, metadata={"help": help, **kw})
 
 
 @dataclass
@@ -33,10 +28,14 @@ class DataConfig:
     val_split: str | None = _f(None, "validation split; default: 'validation'/'valid'/'val' if present, else --val-pct")
     test_split: str | None = _f(None, "test split, evaluated once at the end; default: 'test' if present")
     image_column: str | None = _f(None, "image column; default: the single Image feature")
+    audio_column: str | None = _f(None, "audio column (switches to audio); default: the single Audio feature")
     label_column: str | None = _f(None, "label column; default: the single ClassLabel or a 'label'-like column")
     val_pct: float = _f(0.2, "fraction of train held out (stratified) when there is no validation split")
     max_train_samples: int | None = _f(None, "cap on training samples (stratified subset), for quick runs")
     max_eval_samples: int | None = _f(None, "cap on validation and test samples, for quick runs")
+    extra_data: list[str] = _f([], "extra labelled folder DIR/<class>/<file> (the app's --flywheel-dir) added to the "
+                               "train split only, after the holdout and --max-train-samples; repeat for more",
+                               action="append", metavar="DIR")
     decode_cache: Literal["auto", "on", "off"] = _f(
         "auto", "decode+resize images once into memory (auto: when they fit in 4 GiB and --aa is off)")
     num_workers: int = _f(min(4, max(0, (os.cpu_count() or 1) - 1)), "DataLoader worker processes")
@@ -49,6 +48,8 @@ class DataConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
+        if isinstance(self.extra_data, str):  # `extra_data: dir` in YAML means one folder
+            self.extra_data = [self.extra_data]
 
 
 @dataclass
@@ -137,6 +138,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     hub: HubConfig = field(default_factory=HubConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)  # used when the data has an Audio column
     output_dir: str = _f("outputs/run", "where the checkpoint, eval/ and state/ go")
     overwrite_output_dir: bool = _f(False, "replace a previous run in --output-dir instead of refusing")
     epochs: int = _f(10, "training epochs")
@@ -194,7 +196,7 @@ def _flag_fields() -> list[tuple[str | None, dataclasses.Field, Any]]:
 
 
 SECTIONS_CLASSES = {"data": DataConfig, "model": ModelConfig, "augment": AugmentConfig,
-                    "optim": OptimConfig, "hub": HubConfig}
+                    "optim": OptimConfig, "hub": HubConfig, "audio": AudioConfig}
 
 
 def _add_flag(parser: argparse.ArgumentParser, f: dataclasses.Field, tp: Any) -> None:

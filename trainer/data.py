@@ -9,10 +9,14 @@ from pathlib import Path
 from trainer.config import DataConfig
 from trainer.embedded import EMBEDDED, load_embedded
 from trainer.errors import UserError
+from trainer.extra_data import add_extra_data
 
 VAL_NAMES = ("validation", "valid", "val", "dev")
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "fine_label")
 IMAGE_NAMES = ("image", "img", "picture", "pixel_values")
+AUDIO_NAMES = ("audio", "sound", "speech", "wav", "file")
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".webm"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -22,11 +26,12 @@ class DataBundle:
     train: "datasets.Dataset"  # noqa: F821 - datasets is imported lazily
     val: "datasets.Dataset"  # noqa: F821
     test: "datasets.Dataset" | None  # noqa: F821
-    image_column: str
+    image_column: str  # the input column: an Image, or an Audio column when modality == "audio"
     label_column: str
     label_names: list[str]
     source: dict = field(default_factory=dict)  # id, config, revision, fingerprints: for the manifest
     skipped: int = 0  # unreadable files dropped from a local folder
+    modality: str = "image"  # "audio" when the input column is a datasets.Audio feature
 
 
 def load_source(cfg: DataConfig):
@@ -39,7 +44,7 @@ def load_source(cfg: DataConfig):
     if path.is_dir():
         if (path / "dataset_dict.json").exists():
             return datasets.load_from_disk(str(path))
-        return datasets.load_dataset("imagefolder", data_dir=str(path))
+        return datasets.load_dataset(folder_builder(path), data_dir=str(path))
     if path.suffix or cfg.dataset.startswith((".", "/", "~")):
         raise UserError(f"--dataset {cfg.dataset}: no such directory. Give an imagefolder directory "
                         f"(class-name subfolders), a Hub dataset id, or one of {sorted(EMBEDDED)}.")
@@ -49,6 +54,15 @@ def load_source(cfg: DataConfig):
         raise UserError(f"cannot load Hub dataset {cfg.dataset!r} ({type(e).__name__}: {str(e)[:300]}). "
                         "Check the id/--dataset-config and your network, or pass a local imagefolder "
                         f"directory or one of {sorted(EMBEDDED)}.") from None
+
+
+def folder_builder(path: Path) -> str:
+    """'audiofolder' when the first media file found under path is audio, else 'imagefolder'."""
+    for file in path.rglob("*"):
+        suffix = file.suffix.lower()
+        if suffix in AUDIO_SUFFIXES or suffix in IMAGE_SUFFIXES:
+            return "audiofolder" if suffix in AUDIO_SUFFIXES else "imagefolder"
+    return "imagefolder"
 
 
 def _pick(kind: str, columns: dict, candidates: list[str], names: tuple, flag: str) -> str:
@@ -64,20 +78,35 @@ def _pick(kind: str, columns: dict, candidates: list[str], names: tuple, flag: s
                     f"Set {flag} COLUMN.")
 
 
-def detect_columns(features, cfg: DataConfig) -> tuple[str, str]:
-    """(image column, label column): the flags if given, else by feature type, else by name."""
+def _audio_column(features, cfg: DataConfig) -> str | None:
+    """The Audio input column when the data is audio (--audio-column, or Audio features and no Image), else None."""
     import datasets
 
-    for flag, value in (("--image-column", cfg.image_column), ("--label-column", cfg.label_column)):
+    audio = [k for k, v in features.items() if isinstance(v, datasets.Audio)]
+    has_image = any(isinstance(v, datasets.Image) for v in features.values())
+    if cfg.audio_column is None and (not audio or has_image or cfg.image_column):
+        return None
+    column = cfg.audio_column or _pick("audio", features, audio, AUDIO_NAMES, "--audio-column")
+    if not isinstance(features[column], datasets.Audio):
+        raise UserError(f"column {column!r} is {features[column]}, not audio; set --audio-column.")
+    return column
+
+
+def detect_columns(features, cfg: DataConfig) -> tuple[str, str]:
+    """(input column: image or audio, label column): the flags if given, else by feature type, else by name."""
+    import datasets
+
+    for flag, value in (("--image-column", cfg.image_column), ("--audio-column", cfg.audio_column),
+                        ("--label-column", cfg.label_column)):
         if value is not None and value not in features:
             raise UserError(f"{flag} {value!r} is not a column; columns: {list(features)}. Set {flag} to one of them.")
-    image = cfg.image_column or _pick(
+    image = _audio_column(features, cfg) or cfg.image_column or _pick(
         "images", features, [k for k, v in features.items() if isinstance(v, datasets.Image)],
         IMAGE_NAMES, "--image-column")
     label = cfg.label_column or _pick(
         "labels", features, [k for k, v in features.items() if isinstance(v, datasets.ClassLabel)],
         LABEL_NAMES, "--label-column")
-    if not isinstance(features[image], datasets.Image):
+    if not isinstance(features[image], datasets.Image | datasets.Audio):
         raise UserError(f"column {image!r} is {features[image]}, not an image; set --image-column.")
     return image, label
 
@@ -170,6 +199,8 @@ def verify_images(ds, image: str) -> tuple:
 
 def build_data(cfg: DataConfig, seed: int) -> DataBundle:
     """Load --dataset and return the train/val/test splits the trainer uses."""
+    import datasets
+
     raw = load_source(cfg)
     train_name, val_name, test_name = _split_names(raw, cfg)
     splits = {"train": raw[train_name]}
@@ -182,13 +213,17 @@ def build_data(cfg: DataConfig, seed: int) -> DataBundle:
             raise UserError(f"split {name!r} of {cfg.dataset} is empty (0 rows); point --{name}-split at a "
                             "split with data.")
     image, label = detect_columns(splits["train"].features, cfg)
+    modality = "audio" if isinstance(splits["train"].features[image], datasets.Audio) else "image"
     skipped = 0
     if Path(cfg.dataset).expanduser().is_dir():
+        verify = verify_images
+        if modality == "audio":
+            from trainer.audio_data import verify_audio as verify
         for name in list(splits):
-            splits[name], dropped = verify_images(splits[name], image)
+            splits[name], dropped = verify(splits[name], image)
             skipped += dropped
         if skipped:
-            print(f"warning: skipped {skipped} unreadable image file(s) in {cfg.dataset}", flush=True)
+            print(f"warning: skipped {skipped} unreadable {modality} file(s) in {cfg.dataset}", flush=True)
     label_names = encode_labels(splits, label)
     if "val" not in splits:
         splits["train"], splits["val"] = _holdout(splits["train"], label, cfg.val_pct, seed, label_names)
@@ -196,10 +231,14 @@ def build_data(cfg: DataConfig, seed: int) -> DataBundle:
     for name in ("val", "test"):
         if name in splits:
             splits[name] = _cap(splits[name], cfg.max_eval_samples, label, seed)
+    # the app's flywheel corrections: train split only, after the holdout and the caps (trainer/extra_data.py)
+    extra = add_extra_data(splits, cfg.extra_data, image, label, label_names, modality) if cfg.extra_data else None
     source = {"dataset": cfg.dataset, "config": cfg.dataset_config, "revision": cfg.dataset_revision,
               "splits": {"train": train_name, "val": val_name or f"{train_name} (held out {cfg.val_pct:.0%})",
                          "test": test_name},
               "sizes": {k: len(v) for k, v in splits.items()},
               "fingerprints": {k: v._fingerprint for k, v in splits.items()}}
+    if extra is not None:
+        source["extra_data"] = extra
     return DataBundle(splits["train"], splits["val"], splits.get("test"), image, label, label_names,
-                      source, skipped)
+                      source, skipped, modality)

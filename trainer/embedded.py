@@ -16,7 +16,8 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 # Class names and order from Zalando's Fashion-MNIST README (the labels 0..9 in the IDX files).
 FASHION_MNIST_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-EMBEDDED = {"fashion-mnist": "Debian package dataset-fashion-mnist (Zalando Fashion-MNIST, MIT license)"}
+EMBEDDED = {"fashion-mnist": "Debian package dataset-fashion-mnist (Zalando Fashion-MNIST, MIT license)",
+            "spoken-digits": "zero..nine synthesized by Debian's espeak-ng, split by voice (trainer/spoken_digits.py)"}
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -52,6 +53,10 @@ def load_embedded(name: str):
     """The embedded dataset `name` as a DatasetDict, building its Arrow cache on first use."""
     import datasets
 
+    if name == "spoken-digits":
+        from trainer.spoken_digits import load_spoken_digits
+
+        return load_spoken_digits()
     if name != "fashion-mnist":
         raise UserError(f"unknown embedded dataset {name!r}; embedded: {sorted(EMBEDDED)}.")
     if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():

@@ -13,6 +13,7 @@ from trainer.card import write_card
 from trainer.checkpoint import write_json
 from trainer.config import TrainConfig
 from trainer.data import DataBundle, label_array
+from trainer.extra_data import split_off_extra
 
 SERVED = ("config.json", "model.safetensors", "train_config.json", "eval", "manifest.json")
 
@@ -32,7 +33,8 @@ def run_folds(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, run_
     import datasets
     from sklearn.model_selection import StratifiedKFold
 
-    pool = datasets.concatenate_datasets([bundle.train, bundle.val])
+    base, extra = split_off_extra(bundle.train, bundle.source)  # --extra-data rows train in every fold, never val
+    pool = datasets.concatenate_datasets([base, bundle.val])
     labels = label_array(pool, bundle.label_column)
     folds = StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed).split(labels, labels)
     per_fold = []
@@ -40,7 +42,9 @@ def run_folds(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, run_
         accelerator.print(f"fold {k + 1}/{cfg.folds}: {len(train_idx)} train / {len(val_idx)} val", flush=True)
         fold_dir = out / "folds" / str(k)
         fold_cfg = dataclasses.replace(cfg, output_dir=str(fold_dir))
-        fold_bundle = dataclasses.replace(bundle, train=pool.select(train_idx), val=pool.select(val_idx))
+        train = pool.select(train_idx)
+        train = datasets.concatenate_datasets([train, extra]) if extra is not None else train
+        fold_bundle = dataclasses.replace(bundle, train=train, val=pool.select(val_idx))
         per_fold.append(run_one(fold_cfg, accelerator, fold_bundle, fold_dir))
         accelerator.free_memory()
     sign = -1 if cfg.metric == "loss" else 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,10 +44,11 @@ class Loaders:
     train: torch.utils.data.DataLoader
     val: torch.utils.data.DataLoader
     test: torch.utils.data.DataLoader | None
-    train_preprocess: DevicePreprocess
-    eval_preprocess: DevicePreprocess
+    train_preprocess: Callable  # DevicePreprocess (images) or trainer.audio_data.AudioPreprocess
+    eval_preprocess: Callable
     class_counts: np.ndarray
     decoded: bool
+    audio: dict | None = None  # the config.json `audio` block (front end + train statistics) for audio data
 
 
 def class_counts(ds, label: str, num_classes: int) -> np.ndarray:
@@ -69,16 +71,11 @@ def _datasets(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, decoded: boo
     return train, rest["val"], rest.get("test")
 
 
-def build_loaders(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, num_processes: int) -> Loaders:
-    """Train/val/test loaders plus the on-device preprocessing that matches them."""
-    n_classes = len(bundle.label_names)
-    counts = class_counts(bundle.train, bundle.label_column, n_classes)
-    decoded = use_decode_cache(cfg.data.decode_cache, len(bundle.train) + len(bundle.val)
-                               + (len(bundle.test) if bundle.test is not None else 0),
-                               tuple(data_cfg["input_size"]), cfg.augment)
-    train_ds, val_ds, test_ds = _datasets(cfg, bundle, data_cfg, decoded)
-    workers = 0 if decoded else cfg.data.num_workers  # in-memory tensors: worker IPC costs more than it saves
+def make_loaders(cfg: TrainConfig, bundle: DataBundle, sets: tuple, counts: np.ndarray, workers: int,
+                 num_processes: int, collate: tuple = (None, None)) -> tuple:
+    """(train, val, test) DataLoaders over (train, val, test) torch datasets: balanced sampler, drop_last."""
     common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+    train_ds, val_ds, test_ds = sets
     sampler = None
     if cfg.balance == "sampler":
         labels = label_array(bundle.train, bundle.label_column)
@@ -86,10 +83,24 @@ def build_loaders(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, num_proc
     # drop_last keeps batch statistics sane (and mixup needs even batches) unless the set is tiny
     drop_last = len(train_ds) >= 2 * cfg.batch_size * num_processes
     train = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=sampler is None,
-                                        sampler=sampler, drop_last=drop_last, **common)
+                                        sampler=sampler, drop_last=drop_last, collate_fn=collate[0], **common)
     eval_bs = cfg.eval_batch_size or 2 * cfg.batch_size
-    val = torch.utils.data.DataLoader(val_ds, batch_size=eval_bs, **common)
-    test = torch.utils.data.DataLoader(test_ds, batch_size=eval_bs, **common) if test_ds is not None else None
+    val = torch.utils.data.DataLoader(val_ds, batch_size=eval_bs, collate_fn=collate[1], **common)
+    test = torch.utils.data.DataLoader(test_ds, batch_size=eval_bs, collate_fn=collate[1], **common) \
+        if test_ds is not None else None
+    return train, val, test
+
+
+def build_loaders(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, num_processes: int) -> Loaders:
+    """Train/val/test loaders plus the on-device preprocessing that matches them."""
+    n_classes = len(bundle.label_names)
+    counts = class_counts(bundle.train, bundle.label_column, n_classes)
+    decoded = use_decode_cache(cfg.data.decode_cache, len(bundle.train) + len(bundle.val)
+                               + (len(bundle.test) if bundle.test is not None else 0),
+                               tuple(data_cfg["input_size"]), cfg.augment)
+    sets = _datasets(cfg, bundle, data_cfg, decoded)
+    workers = 0 if decoded else cfg.data.num_workers  # in-memory tensors: worker IPC costs more than it saves
+    train, val, test = make_loaders(cfg, bundle, sets, counts, workers, num_processes)
     channels_last = cfg.model.channels_last
     return Loaders(train, val, test,
                    DevicePreprocess(data_cfg, cfg.augment, channels_last, batch_crop=decoded),

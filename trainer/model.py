@@ -28,12 +28,17 @@ def check_model_name(name: str) -> None:
     raise UserError(f"unknown timm model {name!r}. Did you mean: {hint}?")
 
 
-def create_model(cfg: ModelConfig, num_classes: int, label_names: list[str]):
-    """The timm model with a fresh `num_classes` head and the label names in its pretrained_cfg."""
+def create_model(cfg: ModelConfig, num_classes: int, label_names: list[str], in_chans: int = 3):
+    """The timm model with a fresh `num_classes` head and the label names in its pretrained_cfg.
+
+    in_chans=1 (spectrograms): timm adapts a pretrained RGB stem by summing its filters over the colour channels.
+    """
     import timm
 
     check_model_name(cfg.model)
     kwargs: dict = dict(num_classes=num_classes, drop_rate=cfg.drop_rate)
+    if in_chans != 3:
+        kwargs["in_chans"] = in_chans
     if cfg.drop_path_rate:
         kwargs["drop_path_rate"] = cfg.drop_path_rate
     pretrained = cfg.pretrained or cfg.pretrained_file is not None

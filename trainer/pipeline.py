@@ -46,10 +46,17 @@ def check_output_dir(cfg: TrainConfig, overwrite: bool) -> Path:
 
 def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> tuple[LoopContext, dict]:
     """Model, data config, loaders and optimizer, all prepared by Accelerate; resumes when asked."""
-    model = create_model(cfg.model, len(bundle.label_names), bundle.label_names)
-    data_cfg = resolve_data_cfg(model, cfg.model.img_size, cfg.model.crop_pct)
+    audio = bundle.modality == "audio"
+    model = create_model(cfg.model, len(bundle.label_names), bundle.label_names,
+                         in_chans=cfg.audio.in_chans if audio else 3)
+    if audio:  # the front end fixes the input size; its normalisation statistics come from the train split
+        from trainer.audio_data import build_audio_loaders
+
+        loaders, data_cfg = build_audio_loaders(cfg, bundle, accelerator.num_processes, accelerator.print)
+    else:
+        data_cfg = resolve_data_cfg(model, cfg.model.img_size, cfg.model.crop_pct)
+        loaders = build_loaders(cfg, bundle, data_cfg, accelerator.num_processes)
     set_pretrained_cfg(model, data_cfg)
-    loaders = build_loaders(cfg, bundle, data_cfg, accelerator.num_processes)
     if cfg.model.channels_last:
         model = model.to(memory_format=torch.channels_last)
     steps = max(1, len(loaders.train) // (accelerator.num_processes * cfg.grad_accum))
@@ -120,12 +127,12 @@ class _EpochPush:
         from safetensors.torch import save_file
         from timm.models._hub import save_config_for_hf
 
-        from trainer.checkpoint import write_json
+        from trainer.checkpoint import config_fields, write_json
 
         model = self.ctx.accelerator.unwrap_model(self.ctx.eval_model)
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(snap / "model.safetensors"))
-        model_config = {"label_names": list(self.label_names), "modality": "image"}
+        model_config = config_fields(self.label_names, self.ctx.loaders.audio)
         save_config_for_hf(model, str(snap / "config.json"), model_config=model_config, data_config=self.data_cfg)
         write_json(snap / "train_config.json", self.cfg.to_dict())
         write_json(snap / "history.json", self.ctx.state.history)
@@ -173,12 +180,17 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -
             r["metrics"].update(latency)
         primary = primary_split(results)
         sample_ds = bundle.test if primary == "test" else bundle.val
+        if ctx.loaders.audio is not None:  # eval/samples/ then shows what the model saw: spectrograms
+            from trainer.audio_config import AudioConfig
+            from trainer.audio_data import SpectrogramRows
+
+            sample_ds = SpectrogramRows(sample_ds, bundle.image_column, AudioConfig.from_block(ctx.loaders.audio))
         timing = {"train_time_s": round(train_s, 1), "decode_cache": ctx.loaders.decoded,
                   "skipped_files": bundle.skipped}
         run_manifest = manifest(sys.argv, cfg.to_dict(), bundle.source, time.time() - start,
                                 {**hardware(accelerator), **timing})
         write_checkpoint(out, model, data_cfg, bundle.label_names, temperature, cfg.to_dict(), results, preds,
-                         sample_ds, bundle.image_column, ctx.state.history, run_manifest)
+                         sample_ds, bundle.image_column, ctx.state.history, run_manifest, audio=ctx.loaders.audio)
         accelerator.print(f"checkpoint written to {out} ({primary} accuracy "
                           f"{results[primary]['metrics']['accuracy']:.4f})", flush=True)
     accelerator.wait_for_everyone()

@@ -89,6 +89,9 @@ def check_checkpoint(path: Path, where: str) -> dict:
         raise UserError(f"{where}: num_classes {cfg.get('num_classes')} != {len(labels)} label_names.")
     if cfg.get("modality", "image") not in ("image", "audio"):
         raise UserError(f"{where}: unknown modality {cfg.get('modality')!r} (expected image or audio).")
+    if cfg.get("modality") == "audio" and not isinstance(cfg.get("audio"), dict):
+        raise UserError(f"{where}: an audio checkpoint without the `audio` front-end block in config.json; "
+                        "retrain it with trainer/train.py (checkpoint schema 2).")
     manifest = path / "manifest.json"
     version = json.loads(manifest.read_text()).get("schema_version", 1) if manifest.exists() else 1
     if version > SCHEMA_VERSION:

@@ -20,11 +20,42 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset-config")
     p.add_argument("--split", default="test")
     p.add_argument("--image-column")
+    p.add_argument("--audio-column")
     p.add_argument("--label-column")
     p.add_argument("--max-eval-samples", type=int)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--output-dir", required=True, help="where metrics.json and predictions.parquet go")
     return p.parse_args(argv)
+
+
+def loader_for(bundle, checkpoint_config: dict, data_cfg: dict, batch_size: int) -> tuple:
+    """(DataLoader, on-device preprocess) of the eval split: images via timm's eval transform, audio via the
+    checkpoint's own log-mel front end (its config.json `audio` block)."""
+    import torch
+
+    if checkpoint_config.get("modality") == "audio":
+        from trainer.audio_config import AudioConfig
+        from trainer.audio_data import AudioPreprocess, PadCollate, WaveDataset
+
+        cfg = AudioConfig.from_block(checkpoint_config["audio"])
+        ds = WaveDataset(bundle.val, bundle.image_column, bundle.label_column, cfg.sample_rate)
+        loader = torch.utils.data.DataLoader(ds, batch_size=batch_size,
+                                             collate_fn=PadCollate(cfg.clip_samples, train=False))
+        return loader, AudioPreprocess(cfg, train=False, channels_last=False)
+    from trainer.transforms import DevicePreprocess, HFImageDataset, eval_transform
+
+    ds = HFImageDataset(bundle.val, bundle.image_column, bundle.label_column, eval_transform(data_cfg, uint8=True))
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size), DevicePreprocess(data_cfg, None, False, False)
+
+
+def our_config(ref: str) -> dict:
+    """config.json with our root-level keys (temperature, modality, audio), which timm's loader drops."""
+    if ref.startswith("hf-hub:"):
+        from trainer.reader import open_checkpoint
+
+        return open_checkpoint(ref, with_eval=False)[1]
+    path = Path(ref.removeprefix("local-dir:")) / "config.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -37,7 +68,6 @@ def main(argv: list[str] | None = None) -> dict:
     from trainer.config import DataConfig
     from trainer.data import build_data
     from trainer.evaluation import full_metrics, per_sample_loss, predict
-    from trainer.transforms import DevicePreprocess, HFImageDataset, eval_transform
 
     args = parse(argv)
     name = args.checkpoint if ":" in args.checkpoint else f"local-dir:{args.checkpoint}"
@@ -47,19 +77,19 @@ def main(argv: list[str] | None = None) -> dict:
     data_cfg = timm.data.resolve_data_config({}, model=model)
     label_names = model.pretrained_cfg.get("label_names")
     cfg = DataConfig(dataset=args.dataset, dataset_config=args.dataset_config, train_split=args.split,
-                     val_split=args.split, image_column=args.image_column, label_column=args.label_column,
+                     val_split=args.split, image_column=args.image_column, audio_column=args.audio_column,
+                     label_column=args.label_column,
                      max_eval_samples=args.max_eval_samples)
     with accelerator.main_process_first():
         bundle = build_data(cfg, seed=0)
     if label_names and list(label_names) != bundle.label_names:
         raise UserError(f"the checkpoint's labels {label_names} differ from the dataset's {bundle.label_names}.")
-    ds = HFImageDataset(bundle.val, bundle.image_column, bundle.label_column, eval_transform(data_cfg, uint8=True))
-    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size)
+    checkpoint_config = our_config(args.checkpoint)
+    loader, preprocess = loader_for(bundle, checkpoint_config, data_cfg, args.batch_size)
     model, loader = accelerator.prepare(model, loader)
-    pred = predict(accelerator, model, loader, DevicePreprocess(data_cfg, None, False, batch_crop=False))
+    pred = predict(accelerator, model, loader, preprocess)
     pred["loss"] = per_sample_loss(pred["logits"], pred["labels"])
-    config_json = Path(args.checkpoint) / "config.json"  # timm ignores our root-level keys such as temperature
-    temperature = float(json.loads(config_json.read_text()).get("temperature", 1.0)) if config_json.exists() else 1.0
+    temperature = float(checkpoint_config.get("temperature", 1.0))
     result = full_metrics(pred, len(bundle.label_names), temperature)
     if accelerator.is_main_process:
         out = Path(args.output_dir)

@@ -1,0 +1,196 @@
+"""The audio front end (against librosa), the decoder's clear errors, sliding windows, spoken-digits, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tests.audio_helpers import REFUSED, tone, write, write_refused
+from tests.conftest import AUDIO_VOICES, REPO
+from trainer.audio import LogMel, load_waveform, mel_filterbank, resample, sliding_window_logits
+from trainer.audio_config import AudioConfig
+from trainer.errors import UserError
+
+
+@pytest.mark.parametrize("channels, c", [("1", 1), ("replicate", 3), ("multires", 3)])
+def test_front_end_shape_and_dtype(channels, c):
+    cfg = AudioConfig(spec_channels=channels, spec_mean=-50.0, spec_std=20.0)
+    waves = torch.from_numpy(np.stack([tone(0.7, 16000, s) for s in range(3)]))
+    front = LogMel(cfg)
+    x = front(front.clips(waves, torch.tensor([11200, 8000, 5000])))
+    assert x.shape == (3, c, 64, 101) and x.dtype == torch.float32 and torch.isfinite(x).all()
+    assert cfg.in_chans == c and cfg.frames == 101
+
+
+@pytest.mark.parametrize("scale", ["slaney", "htk"])
+@pytest.mark.parametrize("sr, n_fft, n_mels, fmin, fmax", [(16000, 512, 64, 0.0, 8000.0),
+                                                            (22050, 1024, 128, 50.0, 7000.0),
+                                                            (8000, 256, 40, 20.0, 4000.0)])
+def test_mel_filterbank_matches_librosa(scale, sr, n_fft, n_mels, fmin, fmax):
+    import librosa
+
+    ours = mel_filterbank(sr, n_fft, n_mels, fmin, fmax, scale).numpy()
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=scale == "htk")
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("scale", ["slaney", "htk"])
+def test_log_mel_matches_librosa_melspectrogram_and_power_to_db(scale):
+    import librosa
+
+    cfg = AudioConfig(mel_scale=scale, f_min=30.0, f_max=7600.0)
+    y = tone(1.0, 16000) + 0.05 * np.random.default_rng(1).standard_normal(16000).astype(np.float32)
+    power = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, hop_length=160, n_mels=64, fmin=30.0,
+                                           fmax=7600.0, htk=scale == "htk", center=True, pad_mode="constant")
+    ref = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=80.0)
+    ours = LogMel(cfg).spectrogram(torch.from_numpy(y)[None])[0, 0].numpy()
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=2e-3)
+
+
+@pytest.mark.parametrize("orig", [8000, 22050, 44100, 48000])
+def test_resample_keeps_a_tone_and_the_length(orig):
+    t = np.arange(orig) / orig
+    out = resample(torch.from_numpy(np.sin(2 * np.pi * 1000 * t).astype(np.float32)), orig, 16000).numpy()
+    assert len(out) == 16000
+    expected = np.sin(2 * np.pi * 1000 * np.arange(16000) / 16000)
+    assert np.abs(out[200:-200] - expected[200:-200]).max() < 2e-3
+
+
+def test_stereo_48k_int16_and_mono_16k_float_give_the_same_features(tmp_path):
+    x16, x48 = tone(1.0, 16000), tone(1.0, 48000)
+    a = write(tmp_path / "stereo.wav", np.stack([x48, x48], 1), 48000, "PCM_16")
+    b = write(tmp_path / "mono.wav", x16, 16000, "FLOAT")
+    front = LogMel(AudioConfig(spec_mean=-50.0, spec_std=20.0))
+    (wa, ia), (wb, ib) = load_waveform(a, 16000), load_waveform(b, 16000)
+    assert ia.channels == 2 and ia.sample_rate == 48000 and ib.channels == 1 and wa.shape == wb.shape
+    fa, fb = front.eval_input(wa), front.eval_input(wb)
+    diff_db = (fa - fb).abs() * 20.0  # back to dB
+    assert float(diff_db.mean()) < 0.5 and float(diff_db.quantile(0.99)) < 3.0
+
+
+def test_trainer_path_and_app_path_give_the_same_tensor(tmp_path):
+    import datasets
+
+    from space.audio import front_for
+    from trainer.audio_data import AudioPreprocess, PadCollate, WaveDataset
+
+    path = write(tmp_path / "clip.wav", tone(0.8, 22050), 22050, "PCM_16")
+    features = datasets.Features({"audio": datasets.Audio(), "label": datasets.Value("int64")})
+    ds = datasets.Dataset.from_dict({"audio": [str(path)], "label": [0]}, features=features)
+    cfg = AudioConfig(spec_mean=-40.0, spec_std=15.0)
+    trainer_x = AudioPreprocess(cfg, train=False, channels_last=False)(
+        PadCollate(cfg.clip_samples, train=False)([WaveDataset(ds, "audio", "label", cfg.sample_rate)[0]])[0])
+    clf = type("Clf", (), {"ref": str(tmp_path), "config": {"audio": cfg.to_block()}})()
+    seen = []
+    wave, _ = load_waveform(path, cfg.sample_rate)
+    sliding_window_logits(wave, front_for(clf), lambda x: seen.append(x) or torch.zeros(len(x), 10))
+    assert len(seen) == 1 and torch.equal(seen[0], trainer_x)
+
+
+def test_bad_audio_gets_a_clear_user_error(tmp_path):
+    cases = write_refused(tmp_path)
+    assert len(cases) >= 10
+    for path, message in cases.items():
+        with pytest.raises(UserError) as err:
+            load_waveform(path, 16000, name=path.name)
+        assert message in str(err.value), (path.name, str(err.value))
+    wave, _ = load_waveform(tmp_path / "silent.wav", 16000, allow_silence=True)  # training data may be silent
+    assert not wave.any()
+    with pytest.raises(UserError, match="does not exist"):
+        load_waveform(tmp_path / "missing.wav", 16000)
+    assert "one_sample.wav" in REFUSED
+
+
+def test_thirty_minute_clip_runs_through_the_sliding_window_in_bounded_memory(tmp_path):
+    script = f"""
+import json, resource, torch
+from tests.audio_helpers import long_wav
+from trainer.audio import LogMel, load_waveform, sliding_window_logits
+from trainer.audio_config import AudioConfig
+path = long_wav(__import__("pathlib").Path({str(tmp_path)!r}) / "long.wav", 30, sr=16000, subtype="PCM_16")
+model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                            torch.nn.Linear(4, 10)).eval()
+rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (peak so far)
+base = rss()
+wave, info = load_waveform(path, 16000)
+loaded = rss()
+sizes = []
+mean, windows = sliding_window_logits(wave, LogMel(AudioConfig(spec_mean=-50.0, spec_std=20.0)),
+                                      lambda x: sizes.append(len(x)) or model(x))
+print(json.dumps({{"load_mib": loaded - base, "window_mib": rss() - loaded, "windows": len(windows),
+                  "max_batch": max(sizes), "wave_mib": wave.numel() * 4 / 2**20, "shape": list(mean.shape)}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["windows"] == 3599 and r["max_batch"] <= 32 and r["shape"] == [10]  # 1 s windows every 0.5 s
+    # decoding holds the mono wave (~110 MiB) once; all 3,599 windows at once would need > 1 GiB more
+    assert r["load_mib"] < 2 * r["wave_mib"] + 50 and r["window_mib"] < 150, r
+
+
+def test_spoken_digits_split_by_voice_is_disjoint_and_deterministic(audio_env, monkeypatch):
+    for key, value in audio_env.items():
+        monkeypatch.setenv(key, value)
+    from trainer.spoken_digits import DIGITS, PITCHES, SPEEDS, load_spoken_digits, split_by_voice
+
+    voices = AUDIO_VOICES.split(",")
+    dd = load_spoken_digits()
+    per_split = {name: set(ds["voice"]) for name, ds in dd.items()}
+    assert set().union(*per_split.values()) == set(voices)
+    assert not per_split["train"] & (per_split["val"] | per_split["test"]) and not per_split["val"] & per_split["test"]
+    assert sum(len(ds) for ds in dd.values()) == len(voices) * len(DIGITS) * len(SPEEDS) * len(PITCHES)
+    assert dd["train"].features["label"].names == DIGITS
+    assert split_by_voice(voices) == split_by_voice(list(reversed(voices)))  # order-independent, fixed
+    wave, info = load_waveform(dd["test"].cast_column("audio", __import__("datasets").Audio(decode=False))[0]["audio"],
+                               16000)
+    assert info.sample_rate == 22050 and info.channels == 1 and 0.4 < info.duration_s < 2.0
+
+
+def test_cli_acceptance_command_writes_an_audio_checkpoint(audio_run):
+    import timm
+
+    from trainer.reader import check_checkpoint
+
+    cfg = json.loads((audio_run / "config.json").read_text())
+    assert cfg["modality"] == "audio" and cfg["label_names"] == ["zero", "one", "two", "three", "four", "five",
+                                                                 "six", "seven", "eight", "nine"]
+    block = AudioConfig.from_block(cfg["audio"])
+    assert block.to_block() == cfg["audio"] and block.spec_mean is not None and block.spec_std > 0
+    assert tuple(cfg["pretrained_cfg"]["input_size"]) == (1, block.n_mels, block.frames)
+    check_checkpoint(audio_run, "audio run")
+    model = timm.create_model(f"local-dir:{audio_run}", pretrained=True).eval()
+    assert model(torch.zeros(2, 1, block.n_mels, block.frames)).shape == (2, 10)
+    samples = json.loads((audio_run / "eval/samples.json").read_text())
+    from PIL import Image
+
+    thumb = Image.open(audio_run / "eval" / samples["top_loss"][0]["file"])
+    assert thumb.mode == "RGB" and thumb.height < thumb.width * 2  # a spectrogram, not a crash
+    assert json.loads((audio_run / "train_config.json").read_text())["audio"]["n_mels"] == 64
+    assert "audio-classification" in (audio_run / "README.md").read_text()
+
+
+def test_audio_folds_balance_and_mixup_run_unchanged(tmp_path, audio_env):
+    from tests.conftest import AUDIO_SMOKE, run_cli
+
+    out = tmp_path / "folds"
+    run_cli("trainer/train.py", *AUDIO_SMOKE, "--max-steps", "2", "--folds", "2", "--balance", "sampler",
+            "--mixup", "0.2", "--spec-channels", "multires", "--output-dir", str(out), env=audio_env)
+    summary = json.loads((out / "folds" / "summary.json").read_text())
+    assert summary["folds"] == 2 and (out / "folds" / "1" / "config.json").is_file()
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["audio"]["spec_channels"] == "multires" and cfg["pretrained_cfg"]["input_size"][0] == 3
+
+
+def test_validate_cli_evaluates_an_audio_checkpoint_with_its_own_front_end(audio_run, audio_env, tmp_path):
+    from tests.conftest import run_cli
+
+    proc = run_cli("trainer/validate.py", "--checkpoint", str(audio_run), "--dataset", "spoken-digits", "--split",
+                   "test", "--output-dir", str(tmp_path), env=audio_env)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["num_samples"] == 90 and "test: accuracy" in proc.stdout  # the 1 held-out voice × 90 clips
