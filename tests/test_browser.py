@@ -159,7 +159,8 @@ def test_image_upload_shows_a_label_and_the_metrics_tab_the_confusion_matrix(pag
     expect(plot).to_be_visible()
     assert plot.evaluate("img => img.complete && img.naturalWidth > 100 && img.naturalHeight > 100")
     assert _is_drawn(plot.screenshot()), "the confusion-matrix image is blank"
-    expect(page.get_by_text(labels[0]).first).to_be_visible()  # the per-class table names the labels
+    # the per-class table names the labels (hidden copies elsewhere, e.g. the Image tab's captions, do not count)
+    expect(page.get_by_role("tabpanel").get_by_text(labels[0], exact=True).filter(visible=True).first).to_be_visible()
     _screenshot(page, tmp_path, "metrics.png", full_page=True)
 
 
