@@ -25,8 +25,8 @@ class InputError(ValueError):
     """An upload we cannot classify; the message is shown to the user as is."""
 
 
-def _source(payload) -> tuple[io.BytesIO | Path, str]:
-    """(file path or bytes, display name) from a gradio FileData dict, a path, or a data: URL."""
+def upload_source(payload) -> tuple[io.BytesIO | Path, str]:
+    """(file path or bytes, display name) of an upload: a gradio FileData dict, a path, or a data: URL."""
     if payload is None:
         raise InputError("No image: upload a file, take a webcam picture or paste one from the clipboard.")
     if isinstance(payload, str | Path):
@@ -41,11 +41,6 @@ def _source(payload) -> tuple[io.BytesIO | Path, str]:
         except (binascii.Error, ValueError):
             raise InputError(f"{name}: the data: URL is not valid base64.") from None
     raise InputError(f"{name}: no file in the request (send the image as a file).")
-
-
-def upload_source(payload) -> tuple[io.BytesIO | Path, str]:
-    """(file path or in-memory bytes, display name) of an upload, as decode_image reads it (the flywheel stores it)."""
-    return _source(payload)
 
 
 def _open(src: io.BytesIO | Path, name: str):
@@ -119,7 +114,7 @@ def _to_rgb(im, name: str, notes: list[str]):
 
 def decode_image(payload) -> tuple[Image.Image, list[str]]:
     """(RGB image, notes on conversions) from an upload; InputError with a clear message if it is unusable."""
-    src, name = _source(payload)
+    src, name = upload_source(payload)
     im = _open(src, name)
     notes: list[str] = []
     _check_size(im, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import struct
 import zlib
 from pathlib import Path
@@ -33,6 +34,13 @@ CONVERTED = {
     "rotated.jpg": "applied EXIF orientation 6",
     "gray.png": "converted L to RGB",
 }
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (other test sessions may run beside this one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def photo(w: int = 48, h: int = 32, seed: int = 0) -> Image.Image:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.app_helpers import CONVERTED, REFUSED, photo, write_converted, write_refused
+from tests.app_helpers import CONVERTED, REFUSED, free_port, photo, write_converted, write_refused
 from tests.conftest import REPO, cli_env
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a test run
@@ -21,13 +20,6 @@ ENDPOINTS = {"/predict_image", "/predict_image_batch", "/predict_audio", "/metri
              "/save_audio_correction"}
 
 
-def _free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(settings):
     """(demo, client) for the app built from settings, served on a free local port."""
     from gradio_client import Client
@@ -35,7 +27,7 @@ def _launch(settings):
     from space.ui import build_demo
 
     demo = build_demo(settings)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                             quiet=True)
     return demo, Client(url, verbose=False)
 

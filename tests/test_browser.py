@@ -13,14 +13,13 @@ import math
 import os
 import re
 import shutil
-import socket
 import struct
 import wave
 from pathlib import Path
 
 import pytest
 
-from tests.app_helpers import photo
+from tests.app_helpers import free_port, photo
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # Playwright must never fetch its own browser build: we launch the Debian one by path.
@@ -64,13 +63,6 @@ def browser():
         chromium.close()
 
 
-def _free_port() -> int:
-    """A port nobody listens on right now (other test sessions may run beside this one)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(request, browser):
     """(URL of the app serving both checkpoints on 127.0.0.1, image checkpoint dir, its label names, audio labels)."""
@@ -83,7 +75,7 @@ def served(request, browser):
     audio = Path(chosen_audio) if chosen_audio else request.getfixturevalue("audio_run")
     demo = build_demo(Settings(image=ModelChoice(str(checkpoint), "test fixture"),
                                audio=ModelChoice(str(audio), "test fixture")))
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                             quiet=True)
     labels = [json.loads((d / "config.json").read_text())["label_names"] for d in (checkpoint, audio)]
     yield url, checkpoint, *labels
