@@ -38,7 +38,13 @@ class DataConfig:
                                action="append", metavar="DIR")
     decode_cache: Literal["auto", "on", "off"] = _f(
         "auto", "decode+resize images once into memory (auto: when they fit in 4 GiB and --aa is off)")
-    num_workers: int = _f(min(4, max(0, (os.cpu_count() or 1) - 1)), "DataLoader worker processes")
+    num_workers: int | None = _f(None, "DataLoader workers per process; default: its share of the CPU cores - 1, "
+                                 "at most 8")
+    preresize: int | None = _f(None, "when the decode cache is off: store images with the short side shrunk to this "
+                               "many pixels once (datasets cache), e.g. 2 x --img-size for big photos")
+    streaming: bool = _f(False, "stream the train split (datasets IterableDataset, sharded per process, shuffle "
+                         "buffer) for data larger than disk; val/test are materialized (capped by --max-eval-samples)")
+    shuffle_buffer: int = _f(10_000, "--streaming: examples held in the shuffle buffer")
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_pct < 1.0:
@@ -50,6 +56,16 @@ class DataConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
         if isinstance(self.extra_data, str):  # `extra_data: dir` in YAML means one folder
             self.extra_data = [self.extra_data]
+        if self.num_workers is None:
+            self.num_workers = default_workers()
+        if self.preresize is not None and self.preresize < 8:
+            raise UserError(f"--preresize must be >= 8 pixels, got {self.preresize}.")
+
+
+def default_workers() -> int:
+    """This process's share of the usable cores (torchrun/accelerate set LOCAL_WORLD_SIZE) minus the main one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(8, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")) - 1))
 
 
 @dataclass
@@ -146,7 +162,9 @@ class TrainConfig:
     batch_size: int = _f(64, "per-process training batch size")
     eval_batch_size: int | None = _f(None, "per-process eval batch size (default: 2 x --batch-size)")
     grad_accum: int = _f(1, "gradient accumulation steps")
-    mixed_precision: Literal["no", "fp16", "bf16"] | None = _f(None, "default: accelerate config / 'no'")
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = _f(
+        None, "default: accelerate config, else bf16 on a CUDA GPU that has it, else no")
+    torch_compile: bool = _f(False, "torch.compile the model in place (inductor); the first steps compile")
     model_ema: bool = _f(False, "keep an EMA of the weights; evaluate and save the EMA")
     model_ema_decay: float = _f(0.998, "EMA decay per optimizer step")
     balance: Literal["none", "sampler", "loss"] = _f("none", "class imbalance: weighted sampler or loss")

@@ -13,9 +13,11 @@ from trainer.data import DataBundle, label_array
 from trainer.transforms import (
     DevicePreprocess,
     HFImageDataset,
+    batch_collate,
     cache_transform,
     decode_all,
     eval_transform,
+    preresize,
     train_transform,
     use_decode_cache,
 )
@@ -62,7 +64,12 @@ def _datasets(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, decoded: boo
     ev = eval_transform(data_cfg, uint8=True)
     splits = {"val": bundle.val, "test": bundle.test}
     if not decoded:
-        train = HFImageDataset(bundle.train, img, lab, train_transform(data_cfg, cfg.augment))
+        train = bundle.train
+        if cfg.data.preresize:
+            train = preresize(train, img, cfg.data.preresize, workers, "pre-resize train")
+            splits = {k: preresize(v, img, cfg.data.preresize, workers, f"pre-resize {k}")
+                      for k, v in splits.items() if v is not None}
+        train = HFImageDataset(train, img, lab, train_transform(data_cfg, cfg.augment))
         rest = {k: HFImageDataset(v, img, lab, ev) for k, v in splits.items() if v is not None}
         return train, rest["val"], rest.get("test")
     train = decode_all(HFImageDataset(bundle.train, img, lab, cache_transform(data_cfg)), workers, "decode train")
@@ -74,7 +81,8 @@ def _datasets(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, decoded: boo
 def make_loaders(cfg: TrainConfig, bundle: DataBundle, sets: tuple, counts: np.ndarray, workers: int,
                  num_processes: int, collate: tuple = (None, None)) -> tuple:
     """(train, val, test) DataLoaders over (train, val, test) torch datasets: balanced sampler, drop_last."""
-    common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+    common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
+                  prefetch_factor=4 if workers > 0 else None)  # 4 batches per worker ride out slow decodes
     train_ds, val_ds, test_ds = sets
     sampler = None
     if cfg.balance == "sampler":
@@ -100,7 +108,8 @@ def build_loaders(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, num_proc
                                tuple(data_cfg["input_size"]), cfg.augment)
     sets = _datasets(cfg, bundle, data_cfg, decoded)
     workers = 0 if decoded else cfg.data.num_workers  # in-memory tensors: worker IPC costs more than it saves
-    train, val, test = make_loaders(cfg, bundle, sets, counts, workers, num_processes)
+    collate = (batch_collate, batch_collate) if decoded else (None, None)
+    train, val, test = make_loaders(cfg, bundle, sets, counts, workers, num_processes, collate)
     channels_last = cfg.model.channels_last
     return Loaders(train, val, test,
                    DevicePreprocess(data_cfg, cfg.augment, channels_last, batch_crop=decoded),

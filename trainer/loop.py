@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,8 +65,10 @@ def build_optim(model: torch.nn.Module, cfg: TrainConfig, steps_per_epoch: int) 
     from timm.scheduler import create_scheduler_v2
 
     o = cfg.optim
+    # torch's fused (single-kernel) Adam/AdamW on CUDA; timm passes the keyword through to torch.optim
+    fused = {"fused": True} if torch.cuda.is_available() and o.opt.lower() in ("adam", "adamw") else {}
     optimizer = create_optimizer_v2(param_groups(model, o.weight_decay), opt=o.opt, lr=o.lr,
-                                    weight_decay=o.weight_decay)
+                                    weight_decay=o.weight_decay, **fused)
     epochs = cfg.epochs if cfg.max_steps is None else max(1, math.ceil(cfg.max_steps / steps_per_epoch))
     scheduler, _ = create_scheduler_v2(optimizer, sched=o.sched, num_epochs=epochs, min_lr=o.min_lr,
                                        warmup_epochs=o.warmup_epochs, warmup_lr=o.lr * 0.01,
@@ -150,6 +153,7 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
     set_phase(ctx.optimizer, cfg, epoch)
     ctx.loaders.train.set_epoch(epoch)
     total, count = 0.0, 0
+    meter = Throughput(cfg.batch_size * acc.num_processes)
     bar = tqdm(ctx.loaders.train, desc=f"epoch {epoch + 1}/{ctx.epochs}", disable=not acc.is_main_process,
                leave=False)
     for x, y, _ in bar:
@@ -172,13 +176,47 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
             ctx.scheduler.step_update(st.step)
             if ctx.ema is not None:
                 ctx.ema.update(acc.unwrap_model(ctx.model), step=st.step)
+            meter.step()
             if st.step % cfg.log_interval == 0:
-                acc.print(f"step {st.step} loss {loss.item():.4f}", flush=True)
+                acc.print(f"step {st.step} loss {loss.item():.4f} lr {ctx.optimizer.param_groups[0]['lr']:.2e} "
+                          f"{meter.interval_rate():.1f} img/s", flush=True)
         total, count = total + loss.item(), count + 1
         bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{ctx.optimizer.param_groups[0]['lr']:.2e}")
         if cfg.max_steps is not None and st.step >= cfg.max_steps:
             break
+    ctx.last_rate = meter.epoch_rate()
     return total / max(count, 1)
+
+
+class Throughput:
+    """Training images/s over all processes, per log interval and per epoch (first step excluded: warm-up)."""
+
+    def __init__(self, images_per_step: int) -> None:
+        self.images_per_step = images_per_step
+        self.steps = self.mark_steps = 0
+        self.start = self.mark = None
+
+    def step(self) -> None:
+        """Count one optimizer step; the clock starts after the first."""
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = self.mark = now
+        else:
+            self.steps += 1
+        self.now = now
+
+    def interval_rate(self) -> float:
+        """img/s since the previous call."""
+        dt = self.now - self.mark
+        rate = (self.steps - self.mark_steps) * self.images_per_step / dt if dt > 0 else 0.0
+        self.mark, self.mark_steps = self.now, self.steps
+        return rate
+
+    def epoch_rate(self) -> float | None:
+        """img/s over the epoch after its first step; None for a one-step epoch."""
+        if not self.steps:
+            return None
+        return self.steps * self.images_per_step / (self.now - self.start)
 
 
 @dataclass
@@ -197,6 +235,7 @@ class LoopContext:
     state: TrainState
     epochs: int
     out: Path
+    last_rate: float | None = None  # training img/s of the last epoch
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -218,7 +257,7 @@ def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict],
             save_best(acc, ctx.eval_model, ctx.out)
         else:
             st.bad_epochs += 1
-        row = {"epoch": epoch + 1, "step": st.step, "train_loss": train_loss,
+        row = {"epoch": epoch + 1, "step": st.step, "train_loss": train_loss, "train_img_per_s": ctx.last_rate or 0.0,
                **{f"val_{k}": v for k, v in metrics.items()}}
         st.history.append(row)
         acc.log(row, step=st.step)

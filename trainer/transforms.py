@@ -60,6 +60,25 @@ def cache_transform(data_cfg: dict) -> Callable:
     return eval_transform(dict(data_cfg, crop_pct=1.0, crop_mode="center"), uint8=True)
 
 
+def preresize(ds, image_column: str, short_side: int, num_proc: int, desc: str):
+    """`ds` with every image larger than `short_side` shrunk to it (aspect kept, RGB), written once as Arrow by
+    datasets' map cache (keyed by the dataset's fingerprint, so the next run reuses it); smaller images pass."""
+    from PIL import Image
+
+    def shrink(batch: dict) -> dict:
+        out = []
+        for image in batch[image_column]:
+            image = to_rgb(image)
+            scale = short_side / min(image.size)
+            if scale < 1:  # reducing_gap: decode-time draft + resample, as fast as PIL gets with good quality
+                size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+                image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+            out.append(image)
+        return {image_column: out}
+
+    return ds.map(shrink, batched=True, batch_size=64, num_proc=num_proc if num_proc > 1 else None, desc=desc)
+
+
 class HFImageDataset(torch.utils.data.Dataset):
     """A `datasets.Dataset` split as (uint8 CHW tensor, label, row index) samples."""
 
@@ -86,6 +105,16 @@ class TensorImageDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple:
         return self.images[i], int(self.labels[i]), i
+
+    def __getitems__(self, indices: list[int]) -> tuple:
+        """A whole batch by one gather (DataLoader calls this instead of 64 __getitem__ + collate)."""
+        index = torch.as_tensor(indices)
+        return self.images[index], self.labels[index], index
+
+
+def batch_collate(batch: tuple) -> tuple:
+    """collate_fn for TensorImageDataset.__getitems__: the batch is already stacked."""
+    return batch
 
 
 def decode_all(ds: HFImageDataset, num_workers: int, desc: str) -> TensorImageDataset:
