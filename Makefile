@@ -53,7 +53,7 @@ smoke: install
 # Audio: the embedded spoken digits (espeak-ng, split by voice; ~80 s once) and the measured recipe (README "Audio").
 AUDIO_OUT ?= outputs/spoken-digits
 AUDIO_FLAGS ?= --clip-seconds 1.2 --epochs 3 --batch-size 64 --lr 2e-3 --warmup-epochs 0.3 --eval-batch-size 256
-.PHONY: spoken-digits train-audio bench-frontend
+.PHONY: spoken-digits train-audio bench-frontend bench-train
 
 spoken-digits: install
 	$(PY) -m trainer.spoken_digits
@@ -82,6 +82,12 @@ demo:
 
 app: install
 	$(PY) app.py --model $(DEMO_OUT) --audio-model $(AUDIO_OUT)
+
+# Training img/s side by side (~35 min on 2 cores): ours vs timm's own train.py, real vs synthetic, 1 vs 2
+# processes, fast path vs eager. TIMM_TRAIN: train.py of a pytorch-image-models checkout (run, never copied here).
+bench-train: install
+	@[ -n "$(TIMM_TRAIN)" ] || { echo "set TIMM_TRAIN=/path/to/pytorch-image-models/train.py (pair a runs timm's own script)"; exit 2; }
+	$(PY) bench/bench_train.py --timm-train $(TIMM_TRAIN)
 
 # Load test of the app through gradio_client (~4 min; BENCH_FLAGS=--quick for ~45 s): bench/results/app_<date>.json.
 bench-app: install

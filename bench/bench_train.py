@@ -46,15 +46,15 @@ def common_flags(args) -> list[str]:
             "--log-interval", str(args.log_interval), "--max-eval-samples", "256", "--eval-batch-size", "256"]
 
 
-def timm_flags(args, folder: Path, out: Path) -> list[str]:
-    """timm train.py with the same model, data, size, batch, optimizer, augmentation and fp32 channels_last."""
+def timm_flags(args, folder: Path, out: Path, scale: str = "0.8", extra: tuple = ()) -> list[str]:
+    """timm train.py with the same model, data, size, batch, optimizer, augmentation and channels_last (+ extra)."""
     return ["--data-dir", str(folder), "--train-split", "train", "--val-split", "validation",
             "--model", args.model, "--num-classes", "10", "--img-size", str(args.img_size), "--crop-pct", "1.0",
             "-b", str(args.batch_size), "-vb", "256", "--epochs", "1", "--opt", "adamw", "--lr", "1e-3",
-            "--weight-decay", "0.05", "--smoothing", "0.1", "--scale", "0.8", "1", "--hflip", "0.5",
+            "--weight-decay", "0.05", "--smoothing", "0.1", "--scale", scale, "1", "--hflip", "0.5",
             "--color-jitter", "0", "--train-interpolation", "bilinear", "--channels-last", "--device", "cpu"
             if not torch.cuda.is_available() else "cuda", "--workers", str(args.timm_workers),
-            "--log-interval", str(args.log_interval), "--output", str(out), "--experiment", "timm"]
+            "--log-interval", str(args.log_interval), "--output", str(out), "--experiment", "timm", *extra]
 
 
 def export_folder(n_train: int, n_val: int) -> Path:

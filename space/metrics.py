@@ -55,7 +55,7 @@ def summary_markdown(ref: str, config: dict, ev: dict) -> str:
     data, hw = man.get("dataset") or {}, man.get("hardware") or {}
     labels = config["label_names"]
     shown = ", ".join(labels[:20]) + (f" … (+{len(labels) - 20})" if len(labels) > 20 else "")
-    sizes = ", ".join(f"{k} {v:,}" for k, v in (data.get("sizes") or {}).items())
+    sizes = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in (data.get("sizes") or {}).items())
     versions = man.get("versions") or {}
     rows = {
         "checkpoint": f"`{ref}`",

@@ -57,3 +57,14 @@ def test_saved_config_round_trips_without_the_token(tmp_path):
     assert "hf_secret_value" not in text and json.loads(text)["hub"]["hub_token"] is None
     again = load_train_config(tmp_path / "train_config.json")
     assert again.optim.lr == 0.02 and isinstance(again, TrainConfig)
+
+
+def test_default_workers_share_the_cores_among_local_processes(monkeypatch):
+    from trainer.config import default_workers
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda _: set(range(16)))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert default_workers() == 8  # capped
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert default_workers() == 3  # 16 cores / 4 processes, one for the process itself
+    assert parse_config([]).data.num_workers == 3 and parse_config(["--num-workers", "0"]).data.num_workers == 0

@@ -97,3 +97,15 @@ def test_max_samples_are_stratified_caps():
     b = build_data(DataConfig(max_train_samples=100, max_eval_samples=50), seed=1)
     assert (len(b.train), len(b.val), len(b.test)) == (100, 50, 50)
     assert np.bincount(label_array(b.train, "label"), minlength=10).min() == 10
+
+
+def test_preresize_shrinks_only_large_images_keeping_aspect():
+    from trainer.transforms import preresize
+
+    images = [Image.new("RGB", (64, 48), (200, 10, 10)), Image.new("L", (8, 8), 90)]
+    ds = datasets.Dataset.from_dict({"image": images, "label": [0, 1]},
+                                    features=datasets.Features({"image": datasets.Image(),
+                                                                "label": datasets.Value("int64")}))
+    small = preresize(ds, "image", 16, num_proc=0, desc="test")
+    assert [im.size for im in small["image"]] == [(21, 16), (8, 8)]
+    assert small["image"][0].mode == "RGB" and small["image"][0].getpixel((10, 8))[0] > 150

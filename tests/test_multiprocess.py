@@ -49,3 +49,17 @@ def test_two_process_training_writes_output_once(tmp_path):
         rows = preds[preds["split"] == split]
         assert len(rows) == n and rows["index"].is_unique
     assert not list(out.glob(".staging*")) and not list(out.glob("state/.tmp*"))
+
+
+def test_two_process_streaming_training_shards_the_stream(tmp_path):
+    """Each rank reads its own shards (split_dataset_by_node) and takes the same steps, so no all-reduce hangs."""
+    out = tmp_path / "run"
+    proc = run_cli(*_launch("trainer/train.py", *SMOKE, "--streaming", "--shuffle-buffer", "64",
+                            "--output-dir", str(out)))
+    assert proc.stdout.count("checkpoint written to") == 1
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["hardware"]["num_processes"] == 2 and manifest["dataset"]["streaming"] is True
+    history = json.loads((out / "eval" / "history.json").read_text())
+    assert [row["step"] for row in history] == [2, 4]  # 256 rows / (64 x 2 ranks) = 2 steps per epoch
+    preds = pq.read_table(out / "eval" / "predictions.parquet").to_pandas()
+    assert len(preds[preds["split"] == "val"]) == 128 and preds[preds["split"] == "val"]["index"].is_unique

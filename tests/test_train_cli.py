@@ -37,6 +37,8 @@ def test_checkpoint_files(smoke_run):
     assert cm["labels"] == FASHION and np.asarray(cm["matrix"]).sum() == 128
     samples = json.loads((smoke_run / "eval/samples.json").read_text())
     assert len(samples["top_loss"]) == 24 and (smoke_run / "eval" / samples["top_loss"][0]["file"]).is_file()
+    history = json.loads((smoke_run / "eval/history.json").read_text())
+    assert history[0]["train_img_per_s"] > 0  # the loop's throughput meter (bench/bench_train.py reads its logs)
 
 
 def test_plain_timm_loads_checkpoint_and_reproduces_logits(smoke_run):
@@ -135,3 +137,16 @@ def test_folds_write_per_fold_checkpoints_and_summary(tmp_path):
         assert (out / "folds" / str(k) / "model.safetensors").is_file()
     best = out / "folds" / str(summary["best_fold"])
     assert (out / "model.safetensors").read_bytes() == (best / "model.safetensors").read_bytes()
+
+
+@pytest.mark.slow
+def test_torch_compile_run_writes_a_plain_timm_checkpoint(tmp_path):
+    """--torch-compile compiles in place: the weights keep timm's key names (no `_orig_mod.`) and load plainly."""
+    import timm
+
+    out = tmp_path / "run"
+    flags = [a if a != "4" else "2" for a in SMOKE]  # 2 steps: the compile itself is the slow part on CPU
+    proc = run_cli("trainer/train.py", *flags, "--torch-compile", "--output-dir", str(out))
+    assert "checkpoint written to" in proc.stdout
+    model = timm.create_model(f"local-dir:{out}", pretrained=True)
+    assert model.num_classes == 10

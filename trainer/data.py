@@ -111,7 +111,7 @@ def detect_columns(features, cfg: DataConfig) -> tuple[str, str]:
     return image, label
 
 
-def _split_names(raw, cfg: DataConfig) -> tuple[str, str | None, str | None]:
+def split_names(raw, cfg: DataConfig) -> tuple[str, str | None, str | None]:
     """Resolve train/val/test split names against what the source has."""
     have = list(raw)
     for flag, name in (("--train-split", cfg.train_split), ("--val-split", cfg.val_split),
@@ -202,7 +202,7 @@ def build_data(cfg: DataConfig, seed: int) -> DataBundle:
     import datasets
 
     raw = load_source(cfg)
-    train_name, val_name, test_name = _split_names(raw, cfg)
+    train_name, val_name, test_name = split_names(raw, cfg)
     splits = {"train": raw[train_name]}
     if val_name:
         splits["val"] = raw[val_name]

@@ -29,6 +29,13 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
+def fashion_mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images (N, 28, 28), uint8 labels (N,)) of the 'train' or 'test' split, straight from the IDX files."""
+    prefix = {"train": "train", "test": "t10k"}[split]
+    return (_read_idx(FASHION_MNIST_DIR / f"{prefix}-images-idx3-ubyte.gz"),
+            _read_idx(FASHION_MNIST_DIR / f"{prefix}-labels-idx1-ubyte.gz"))
+
+
 def _build_fashion_mnist(target: Path) -> None:
     """Decode the IDX files into a DatasetDict with Image + ClassLabel features and save it as Arrow."""
     import datasets
@@ -36,9 +43,8 @@ def _build_fashion_mnist(target: Path) -> None:
     features = datasets.Features({"image": datasets.Image(),
                                   "label": datasets.ClassLabel(names=FASHION_MNIST_LABELS)})
     splits = {}
-    for split, prefix in (("train", "train"), ("test", "t10k")):
-        images = _read_idx(FASHION_MNIST_DIR / f"{prefix}-images-idx3-ubyte.gz")
-        labels = _read_idx(FASHION_MNIST_DIR / f"{prefix}-labels-idx1-ubyte.gz")
+    for split in ("train", "test"):
+        images, labels = fashion_mnist_arrays(split)
         # datasets encodes uint8 HxW arrays as grayscale PNG bytes.
         splits[split] = datasets.Dataset.from_dict(
             {"image": list(images), "label": labels.astype(np.int64)}, features=features)

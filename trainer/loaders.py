@@ -51,6 +51,7 @@ class Loaders:
     class_counts: np.ndarray
     decoded: bool
     audio: dict | None = None  # the config.json `audio` block (front end + train statistics) for audio data
+    sharded: bool = False  # train already yields this process's share (--streaming), so len() is per process
 
 
 def class_counts(ds, label: str, num_classes: int) -> np.ndarray:

@@ -66,6 +66,11 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) 
         from trainer.audio_data import build_audio_loaders
 
         loaders, data_cfg = build_audio_loaders(cfg, bundle, accelerator.num_processes, accelerator.print)
+    elif cfg.data.streaming:
+        from trainer.streaming import build_stream_loaders
+
+        data_cfg = resolve_data_cfg(model, cfg.model.img_size, cfg.model.crop_pct)
+        loaders = build_stream_loaders(cfg, bundle, data_cfg, accelerator)
     else:
         data_cfg = resolve_data_cfg(model, cfg.model.img_size, cfg.model.crop_pct)
         # rank 0 writes the --preresize cache first; the other ranks then read it instead of racing to write it
@@ -74,7 +79,8 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) 
     set_pretrained_cfg(model, data_cfg)
     if cfg.model.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    steps = max(1, len(loaders.train) // (accelerator.num_processes * cfg.grad_accum))
+    per_process = len(loaders.train) if loaders.sharded else len(loaders.train) // accelerator.num_processes
+    steps = max(1, per_process // cfg.grad_accum)
     optimizer, scheduler, epochs = build_optim(model, cfg, steps)
     criterion, mixup = build_loss(cfg, loaders, len(bundle.label_names))
     model, optimizer, loaders.train, loaders.val = accelerator.prepare(model, optimizer, loaders.train, loaders.val)

@@ -29,7 +29,12 @@ def main(argv: list[str] | None = None) -> dict:
         check_access(cfg.hub.hub_model_id, cfg.hub.hub_token)  # a bad token fails now, not after training
     set_seed(cfg.seed)
     with accelerator.main_process_first():  # rank 0 builds dataset caches, the others reuse them
-        bundle = build_data(cfg.data, cfg.seed)
+        if cfg.data.streaming:
+            from trainer.streaming import build_stream_data
+
+            bundle = build_stream_data(cfg)
+        else:
+            bundle = build_data(cfg.data, cfg.seed)
     accelerator.print(f"data: {bundle.source['sizes']} samples, {len(bundle.label_names)} classes, "
                       f"columns image={bundle.image_column!r} label={bundle.label_column!r}", flush=True)
     if cfg.log_with:
