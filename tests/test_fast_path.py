@@ -22,6 +22,8 @@ def test_bf16_is_the_default_only_where_cuda_has_it(fake_cuda, monkeypatch):
     assert resolve_precision("no") == "no" and resolve_precision("fp16") == "fp16"  # the flag wins
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")  # `accelerate config`/launch's choice wins too
     assert resolve_precision(None) is None
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # what `accelerate launch` exports when nothing was chosen
+    assert resolve_precision(None) == "bf16"
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
     assert resolve_precision(None) is None  # e.g. a T4: Accelerate's default (fp32), not emulated bf16
@@ -37,8 +39,10 @@ def test_adam_family_is_fused_on_cuda_and_others_untouched(fake_cuda):
     assert "fused" not in sgd.defaults or not sgd.defaults["fused"]
 
 
-def test_cpu_keeps_the_unfused_optimizer():
+def test_cpu_keeps_the_unfused_optimizer(monkeypatch):
     import timm
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on a GPU machine
 
     model = timm.create_model("test_resnet", num_classes=3)
     adamw, _, _ = build_optim(model, parse_config(["--opt", "adamw"]), steps_per_epoch=10)

@@ -59,24 +59,40 @@ def test_two_ranks_read_disjoint_shards_covering_the_split(tmp_path):
     assert not set(ranks[0]) & set(ranks[1]) and sorted(ranks[0] + ranks[1]) == list(range(60))
 
 
+class Rows(torch.utils.data.IterableDataset):
+    """n numbered rows, split between DataLoader workers as datasets splits shards; records set_epoch calls."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.epochs = n, []
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epochs.append(epoch)
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        return iter([(torch.tensor([float(i)]), i, -1) for i in range(worker, self.n, workers)])
+
+
 def test_stream_loader_gives_exactly_steps_batches_and_rereads_when_dry():
-    class Toy(torch.utils.data.IterableDataset):
-        epochs: list = []
-
-        def set_epoch(self, epoch):
-            self.epochs.append(epoch)
-
-        def __iter__(self):
-            return iter([(torch.zeros(2), 0, -1)] * 5)  # 5 rows: 2 full batches of 2
-
-    ds = Toy()
-    loader = StreamLoader(torch.utils.data.DataLoader(ds, batch_size=2, drop_last=True), ds, 5, "cpu")
+    ds = Rows(5)
+    loader = StreamLoader(torch.utils.data.DataLoader(ds, batch_size=2), ds, 5, "cpu")
     loader.set_epoch(3)
-    assert len(list(loader)) == 5 == len(loader)
-    assert ds.epochs[0] == 3 and len(ds.epochs) == 3  # ran dry twice: two reshuffled re-reads
-    empty = StreamLoader(torch.utils.data.DataLoader(ds, batch_size=8, drop_last=True), ds, 2, "cpu")
-    with pytest.raises(UserError, match="fewer rows than --batch-size"):
-        list(empty)
+    batches = list(loader)
+    assert len(batches) == 5 == len(loader) and all(len(y) == 2 for _, y, _ in batches)
+    assert ds.epochs == [3, 10_003]  # 10 rows needed from a 5-row stream: one reshuffled re-read
+    ds = Rows(5)
+    with pytest.raises(UserError, match="has 5 rows, fewer than --batch-size 8"):
+        list(StreamLoader(torch.utils.data.DataLoader(ds, batch_size=8), ds, 2, "cpu"))
+
+
+def test_short_batches_of_every_worker_are_joined_not_dropped():
+    """2 workers x 6 rows with batch 4: each worker yields 4 + 2; all 12 rows must make 3 full batches."""
+    ds = Rows(12)
+    loader = StreamLoader(torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2), ds, 3, "cpu")
+    batches = list(loader)
+    assert [len(y) for _, y, _ in batches] == [4, 4, 4]
+    assert sorted(int(v) for _, y, _ in batches for v in y) == list(range(12)) and ds.epochs == []
 
 
 def test_steps_need_a_size_or_max_steps():
@@ -85,6 +101,8 @@ def test_steps_need_a_size_or_max_steps():
     with pytest.raises(UserError, match="--max-steps"):
         stream_steps(cfg, None, 1)
     assert stream_steps(parse_config(["--streaming", "--max-steps", "10", "--epochs", "3"]), None, 1) == 4
+    accum = parse_config(["--streaming", "--max-steps", "10", "--epochs", "10", "--grad-accum", "4"])
+    assert stream_steps(accum, None, 1) == 4  # batches: 1 optimizer step x 4 accumulated batches per epoch
 
 
 @pytest.mark.parametrize("flags, message", [

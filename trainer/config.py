@@ -163,7 +163,7 @@ class TrainConfig:
     eval_batch_size: int | None = _f(None, "per-process eval batch size (default: 2 x --batch-size)")
     grad_accum: int = _f(1, "gradient accumulation steps")
     mixed_precision: Literal["no", "fp16", "bf16"] | None = _f(
-        None, "default: accelerate config, else bf16 on a CUDA GPU that has it, else no")
+        None, "default: fp16/bf16 from accelerate launch/config, else bf16 on a CUDA GPU that has it, else no")
     torch_compile: bool = _f(False, "torch.compile the model in place (inductor); the first steps compile")
     model_ema: bool = _f(False, "keep an EMA of the weights; evaluate and save the EMA")
     model_ema_decay: float = _f(0.998, "EMA decay per optimizer step")

@@ -153,7 +153,7 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
     set_phase(ctx.optimizer, cfg, epoch)
     ctx.loaders.train.set_epoch(epoch)
     total, count = 0.0, 0
-    meter = Throughput(cfg.batch_size * acc.num_processes)
+    meter = Throughput(cfg.batch_size * cfg.grad_accum * acc.num_processes)  # images per optimizer step
     bar = tqdm(ctx.loaders.train, desc=f"epoch {epoch + 1}/{ctx.epochs}", disable=not acc.is_main_process,
                leave=False)
     for x, y, _ in bar:

@@ -41,8 +41,12 @@ def make_accelerator(cfg: TrainConfig, out: Path):
 
 
 def resolve_precision(flag: str | None) -> str | None:
-    """--mixed-precision, else `accelerate config`/launch's choice, else bf16 where CUDA has it, else Accelerate's."""
-    if flag is not None or os.environ.get("ACCELERATE_MIXED_PRECISION"):
+    """--mixed-precision, else fp16/bf16/fp8 chosen through `accelerate launch`/config, else bf16 where CUDA has it.
+
+    `accelerate launch` always exports ACCELERATE_MIXED_PRECISION, "no" when nothing was chosen, so "no" there is
+    read as no choice; `--mixed-precision no` is how to train in fp32 on such a GPU.
+    """
+    if flag is not None or os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no":
         return flag
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False) else None
 

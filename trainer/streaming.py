@@ -1,8 +1,9 @@
 """--streaming: the train split as a sharded, shuffled `datasets.IterableDataset`; val/test materialized in memory.
 
 For data larger than disk: nothing is downloaded ahead, every process reads its own shards
-(`split_dataset_by_node`), DataLoader workers split those shards again (datasets does that itself), and a
-shuffle buffer re-seeded per epoch (`set_epoch`) mixes the stream. Validation and test are read once, up to
+(`split_dataset_by_node`; whole shards when their count divides by the process count), DataLoader workers split
+those shards again (datasets does that itself), and a shuffle buffer re-seeded per epoch (`set_epoch`) mixes the
+stream. Validation and test are read once, up to
 --max-eval-samples rows, into ordinary in-memory Datasets, so their metrics are exact and identical on any
 number of processes.
 """
@@ -10,6 +11,7 @@ number of processes.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import torch
@@ -42,7 +44,9 @@ def stream_source(data_cfg) -> tuple[dict, dict]:
     if data_cfg.dataset in EMBEDDED or (path / "dataset_dict.json").exists():
         # already Arrow on disk (embedded, or save_to_disk): streamed in shards like a Hub dataset
         dd = load_embedded(data_cfg.dataset) if data_cfg.dataset in EMBEDDED else datasets.load_from_disk(str(path))
-        streams = {k: v.to_iterable_dataset(num_shards=max(1, min(8, len(v)))) for k, v in dd.items()}
+        # a multiple of the process count, so that split_dataset_by_node can hand every rank whole shards
+        shards = 8 * int(os.environ.get("WORLD_SIZE", "1"))
+        streams = {k: v.to_iterable_dataset(num_shards=max(1, min(shards, len(v)))) for k, v in dd.items()}
         return streams, {k: len(v) for k, v in dd.items()}
     try:
         if path.is_dir():
@@ -146,6 +150,10 @@ class StreamingImages(torch.utils.data.IterableDataset):
         from datasets.distributed import split_dataset_by_node
 
         self.feature = stream.features[image]
+        if stream.num_shards % world and rank == 0:
+            print(f"warning: the stream has {stream.num_shards} shards for {world} processes, so every process "
+                  f"reads all of it and keeps 1 row in {world}; a shard count divisible by {world} avoids that",
+                  flush=True)
         raw = stream.cast_column(image, dataclasses.replace(self.feature, decode=False))
         self.stream = split_dataset_by_node(raw, rank=rank, world_size=world).shuffle(seed=seed, buffer_size=buffer)
         self.image, self.label, self.transform = image, label, transform
@@ -167,10 +175,24 @@ class StreamingImages(torch.utils.data.IterableDataset):
             yield torch.as_tensor(self.transform(to_rgb(image))), row[self.label], -1
 
 
+def rebatch(batches, size: int):
+    """Full `size` batches out of batches that may be partial: every DataLoader worker batches only its own rows,
+    so each worker's last batch of a pass is short (torch's drop_last would drop it, and with few rows per worker,
+    everything). Leftover rows carry over to the next batch."""
+    parts, have = [], 0
+    for batch in batches:
+        parts.append(batch)
+        have += len(batch[1])
+        while have >= size:
+            x, y, index = (torch.cat(column) for column in zip(*parts, strict=True))
+            yield x[:size], y[:size], index[:size]
+            parts, have = ([(x[size:], y[size:], index[size:])] if have > size else []), have - size
+
+
 class StreamLoader:
-    """Exactly `steps` batches per epoch on every process, moved to the device: equal step counts keep the ranks'
-    gradient all-reduces in lock-step even when their shards differ in size (a rank that runs dry re-reads its
-    shards, reshuffled)."""
+    """Exactly `steps` full batches per epoch on every process, moved to the device: equal step counts keep the
+    ranks' gradient all-reduces in lock-step even when their shards differ in size (a rank that runs dry re-reads
+    its shards, reshuffled)."""
 
     def __init__(self, loader: torch.utils.data.DataLoader, dataset: StreamingImages, steps: int, device) -> None:
         self.loader, self.dataset, self.steps, self.device, self.epoch = loader, dataset, steps, device, 0
@@ -183,30 +205,36 @@ class StreamLoader:
         self.epoch = epoch
         self.dataset.set_epoch(epoch)
 
-    def __iter__(self):
-        done, rereads = 0, 0
-        while done < self.steps:
-            before = done
-            for x, y, index in self.loader:
-                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True), index
-                done += 1
-                if done == self.steps:
-                    return
-            if done == before:
-                raise UserError("the training stream gave no full batch: it has fewer rows than --batch-size per "
-                                "process. Lower --batch-size or check --train-split/--max-train-samples.")
+    def _passes(self):
+        """The loader's batches, pass after pass (each re-read reshuffled); a first pass too small is an error."""
+        rereads = 0
+        while True:
+            rows = 0
+            for batch in self.loader:
+                rows += len(batch[1])
+                yield batch
+            if rereads == 0 and rows < self.loader.batch_size:
+                raise UserError(f"this process's share of the training stream has {rows} rows, fewer than "
+                                f"--batch-size {self.loader.batch_size}. Lower --batch-size, use fewer processes, "
+                                "or check --train-split/--max-train-samples.")
             rereads += 1
             self.dataset.set_epoch(self.epoch + 10_000 * rereads)
 
+    def __iter__(self):
+        for done, (x, y, index) in enumerate(rebatch(self._passes(), self.loader.batch_size), start=1):
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True), index
+            if done == self.steps:
+                return
+
 
 def stream_steps(cfg: TrainConfig, n_train: int | None, num_processes: int) -> int:
-    """Optimizer-step batches per epoch and process: from the known row count, else --max-steps / --epochs."""
+    """Batches per epoch and process: from the known row count, else --max-steps / --epochs optimizer steps."""
     if n_train:
         return max(1, n_train // (cfg.batch_size * num_processes))
     if cfg.max_steps is None:
         raise UserError("this stream does not say how many rows it has, so an epoch has no length: pass --max-steps "
                         "N (split into --epochs parts, each ending with validation).")
-    return max(1, -(-cfg.max_steps // cfg.epochs))
+    return max(1, -(-cfg.max_steps // cfg.epochs)) * cfg.grad_accum  # batches; --max-steps counts optimizer steps
 
 
 def _eval_loader(cfg: TrainConfig, ds, image: str, label: str, data_cfg: dict):
@@ -236,9 +264,10 @@ def build_stream_loaders(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, a
     dataset = StreamingImages(bundle.train, bundle.image_column, bundle.label_column,
                               train_transform(data_cfg, cfg.augment), accelerator.process_index,
                               accelerator.num_processes, cfg.seed, d.shuffle_buffer)
-    # persistent workers would keep the dataset copy of epoch 0: set_epoch must reach fresh workers each epoch
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, drop_last=True,
-                                         num_workers=d.num_workers, pin_memory=cuda,
+    # not drop_last: each worker batches its own rows, and StreamLoader joins the short batches (rebatch).
+    # Persistent workers see set_epoch: datasets keeps the epoch in shared memory for them.
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, num_workers=d.num_workers,
+                                         persistent_workers=d.num_workers > 0, pin_memory=cuda,
                                          prefetch_factor=4 if d.num_workers else None)
     steps = stream_steps(cfg, bundle.source["sizes"].get("train"), accelerator.num_processes)
     train = StreamLoader(loader, dataset, steps, accelerator.device)
