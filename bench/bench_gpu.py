@@ -16,17 +16,14 @@ Fashion-MNIST train as images.npy + labels.npy (47 MB, under the device tool's 6
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from datetime import date
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_train import OURS_STEP, RESULTS, TIMM_STEP, machine, measure, run_env, timm_flags  # noqa: E402
+from bench.bench_train import OURS_STEP, RESULTS, TIMM_STEP, run_and_save, run_env, timm_flags  # noqa: E402
 
 WORK = RESULTS / "tmp" / "bench_gpu"
 
@@ -111,15 +108,7 @@ def main() -> None:
     if args.export:
         return export(args.export)
     specs = scenarios(args)
-    results = {"machine": machine(), "settings": {k: str(v) for k, v in vars(args).items()}}
-    for key in [k for k in args.scenarios if k in specs]:
-        print(f"[{key}] {specs[key][0]}", flush=True)
-        results[key] = measure(specs[key], args.repeats, args.warmup_steps)
-    device = "gpu" if torch.cuda.is_available() else "cpu"
-    out = args.output or RESULTS / f"train_{device}_{args.model}_{date.today().isoformat()}.json"
-    out.with_suffix(".tmp").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    out.with_suffix(".tmp").replace(out)
-    print(f"wrote {out}")
+    run_and_save(specs, [k for k in args.scenarios if k in specs], args, tag=(args.model,))
 
 
 if __name__ == "__main__":

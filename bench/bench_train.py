@@ -189,16 +189,23 @@ def main() -> None:
         p.error("scenario a needs --timm-train PATH (timm's train.py from a fetched snapshot)")
     folder = export_folder(args.train_samples, 512)
     specs = scenarios(args, folder)
+    run_and_save(specs, args.scenarios, args)
+
+
+def run_and_save(specs: dict, keys: list[str], args, tag: tuple = ()) -> Path:
+    """Measure the scenarios `keys` and write them with machine info and settings to --output, else
+    bench/results/train_<device>[_<tag>]_<date>.json (atomically); return the path."""
     results = {"machine": machine(), "settings": {k: v for k, v in vars(args).items() if k != "output"}}
-    for key in args.scenarios:
+    for key in keys:
         print(f"[{key}] {specs[key][0]}", flush=True)
         results[key] = measure(specs[key], args.repeats, args.warmup_steps)
     device = "gpu" if torch.cuda.is_available() else "cpu"
-    out = args.output or RESULTS / f"train_{device}_{date.today().isoformat()}.json"
+    out = args.output or RESULTS / ("_".join(["train", device, *tag, date.today().isoformat()]) + ".json")
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
     tmp.replace(out)
     print(f"wrote {out}")
+    return out
 
 
 if __name__ == "__main__":

@@ -70,16 +70,16 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) 
         from trainer.audio_data import build_audio_loaders
 
         loaders, data_cfg = build_audio_loaders(cfg, bundle, accelerator.num_processes, accelerator.print)
-    elif cfg.data.streaming:
-        from trainer.streaming import build_stream_loaders
-
-        data_cfg = resolve_data_cfg(model, cfg.model.img_size, cfg.model.crop_pct)
-        loaders = build_stream_loaders(cfg, bundle, data_cfg, accelerator)
     else:
         data_cfg = resolve_data_cfg(model, cfg.model.img_size, cfg.model.crop_pct)
-        # rank 0 writes the --preresize cache first; the other ranks then read it instead of racing to write it
-        with accelerator.main_process_first() if cfg.data.preresize else contextlib.nullcontext():
-            loaders = build_loaders(cfg, bundle, data_cfg, accelerator.num_processes)
+        if cfg.data.streaming:
+            from trainer.streaming import build_stream_loaders
+
+            loaders = build_stream_loaders(cfg, bundle, data_cfg, accelerator)
+        else:
+            # rank 0 writes the --preresize cache first; the other ranks then read it instead of racing to write it
+            with accelerator.main_process_first() if cfg.data.preresize else contextlib.nullcontext():
+                loaders = build_loaders(cfg, bundle, data_cfg, accelerator.num_processes)
     set_pretrained_cfg(model, data_cfg)
     if cfg.model.channels_last:
         model = model.to(memory_format=torch.channels_last)

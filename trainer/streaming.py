@@ -60,12 +60,18 @@ def stream_source(data_cfg) -> tuple[dict, dict]:
                         "id/--dataset-config and your network, or train without --streaming.") from None
 
 
+def undecoded(stream, image: str):
+    """The stream with its Image column left encoded ({bytes, path}), so rows can be copied, hashed or decoded
+    one by one under our own error handling."""
+    return stream.cast_column(image, dataclasses.replace(stream.features[image], decode=False))
+
+
 def materialize(stream, n: int, image: str):
     """The first n rows of a stream as an in-memory Dataset (images kept encoded until used)."""
     import datasets
 
     feature = stream.features[image]
-    raw = stream.cast_column(image, dataclasses.replace(feature, decode=False))
+    raw = undecoded(stream, image)
     rows = list(raw.take(n))
     if not rows:
         raise UserError("a streamed validation/test split is empty; point --val-split/--test-split at data.")
@@ -82,7 +88,7 @@ def _holdout(stream, image: str, k: int):
     import zlib
 
     feature = stream.features[image]
-    raw = stream.cast_column(image, dataclasses.replace(feature, decode=False))
+    raw = undecoded(stream, image)
 
     def is_val(value: dict) -> bool:
         data = value.get("bytes") or str(value.get("path")).encode()
@@ -154,7 +160,7 @@ class StreamingImages(torch.utils.data.IterableDataset):
             print(f"warning: the stream has {stream.num_shards} shards for {world} processes, so every process "
                   f"reads all of it and keeps 1 row in {world}; a shard count divisible by {world} avoids that",
                   flush=True)
-        raw = stream.cast_column(image, dataclasses.replace(self.feature, decode=False))
+        raw = undecoded(stream, image)
         self.stream = split_dataset_by_node(raw, rank=rank, world_size=world).shuffle(seed=seed, buffer_size=buffer)
         self.image, self.label, self.transform = image, label, transform
 
@@ -183,8 +189,8 @@ def rebatch(batches, size: int):
     for batch in batches:
         parts.append(batch)
         have += len(batch[1])
-        while have >= size:
-            x, y, index = (torch.cat(column) for column in zip(*parts, strict=True))
+        while have >= size:  # one part: slice it (a view, still pinned); several: join them
+            x, y, index = parts[0] if len(parts) == 1 else (torch.cat(c) for c in zip(*parts, strict=True))
             yield x[:size], y[:size], index[:size]
             parts, have = ([(x[size:], y[size:], index[size:])] if have > size else []), have - size
 
@@ -239,12 +245,11 @@ def stream_steps(cfg: TrainConfig, n_train: int | None, num_processes: int) -> i
 
 def _eval_loader(cfg: TrainConfig, ds, image: str, label: str, data_cfg: dict):
     """An in-memory val/test split: decoded once when it fits the decode cache (eval transforms are fixed)."""
-    from trainer.transforms import CACHE_AUTO_LIMIT, HFImageDataset, batch_collate, decode_all
+    from trainer.transforms import HFImageDataset, batch_collate, decode_all, use_decode_cache
 
-    c, h, w = data_cfg["input_size"]
-    mode, workers = cfg.data.decode_cache, cfg.data.num_workers
+    workers = cfg.data.num_workers
     dataset = HFImageDataset(ds, image, label, eval_transform(data_cfg, uint8=True))
-    decoded = mode == "on" or (mode == "auto" and len(ds) * c * h * w <= CACHE_AUTO_LIMIT)
+    decoded = use_decode_cache(cfg.data.decode_cache, len(ds), tuple(data_cfg["input_size"]), None)
     if decoded:
         dataset = decode_all(dataset, workers, "decode eval")
     return torch.utils.data.DataLoader(dataset, batch_size=cfg.eval_batch_size or 2 * cfg.batch_size,

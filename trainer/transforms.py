@@ -129,12 +129,13 @@ def decode_all(ds: HFImageDataset, num_workers: int, desc: str) -> TensorImageDa
     return TensorImageDataset(torch.cat(images), torch.cat(labels))
 
 
-def use_decode_cache(mode: str, n: int, input_size: tuple, aug: AugmentConfig) -> bool:
-    """Whether to decode once: 'on'/'off', or 'auto' when pixels fit CACHE_AUTO_LIMIT and no PIL-only aug."""
+def use_decode_cache(mode: str, n: int, input_size: tuple, aug: AugmentConfig | None) -> bool:
+    """Whether to decode once: 'on'/'off', or 'auto' when pixels fit CACHE_AUTO_LIMIT and no PIL-only aug
+    (aug None: eval-only data, whose transform is fixed)."""
     if mode != "auto":
         return mode == "on"
     c, h, w = input_size
-    return n * c * h * w <= CACHE_AUTO_LIMIT and not aug.aa and not aug.color_jitter
+    return n * c * h * w <= CACHE_AUTO_LIMIT and (aug is None or (not aug.aa and not aug.color_jitter))
 
 
 class DevicePreprocess:
