@@ -8,11 +8,11 @@ DEBIAN_PKGS := ffmpeg espeak-ng dataset-fashion-mnist chromium chromium-driver f
 CACHE ?= $(or $(TIMM_SPACE_CACHE),$(HOME)/.cache/timm-space)
 LITE0 := $(CACHE)/weights/tf_efficientnet_lite0.in1k.safetensors
 DEMO_OUT ?= outputs/fashion-mnist-lite0
-# The measured full-quality recipe (README "Numbers"): 2 epochs at 48 px from the packaged ImageNet weights.
+# The measured full-quality recipe (docs/benchmarks.md): 2 epochs at 48 px from the packaged ImageNet weights.
 TRAIN_FLAGS ?= --img-size 48 --crop-pct 1.0 --epochs 2 --batch-size 64 --lr 1e-3 --warmup-epochs 0.2 \
 	--scale 0.8 1 --val-pct 0.1 --eval-batch-size 256
 
-.PHONY: install system-deps test demo train app smoke lint weights clean bench-app screenshots
+.PHONY: install system-deps test test-fast demo train app smoke lint weights clean bench-app screenshots
 
 install: system-deps $(STAMP)
 
@@ -39,24 +39,31 @@ $(STAMP): requirements.txt tests/requirements.txt
 weights: install
 	$(PY) -m trainer.weights --out $(LITE0)
 
+# Everything (what CI runs).
 test: install
 	$(PY) -m pytest -q
 
+# The edit-test loop: the tests not marked `slow` (no multi-process, resume, browser or end-to-end Hub runs).
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+# ruff, and the import contracts of pyproject.toml (layers, no cycles, what space/ may import).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 # The real CLI for 4 steps on the embedded data: the quickest proof that the whole path works.
 smoke: install
 	$(PY) trainer/train.py --dataset fashion-mnist --model test_resnet --no-pretrained --max-steps 4 \
 		--max-train-samples 256 --max-eval-samples 128 --img-size 32 --output-dir outputs/smoke --overwrite-output-dir
 
-# Audio: the embedded spoken digits (espeak-ng, split by voice; ~80 s once) and the measured recipe (README "Audio").
+# Audio: the embedded spoken digits (espeak-ng, split by voice; ~80 s once) and the measured recipe (docs/benchmarks.md).
 AUDIO_OUT ?= outputs/spoken-digits
 AUDIO_FLAGS ?= --clip-seconds 1.2 --epochs 3 --batch-size 64 --lr 2e-3 --warmup-epochs 0.3 --eval-batch-size 256
 .PHONY: spoken-digits train-audio bench-frontend bench-train
 
 spoken-digits: install
-	$(PY) -m trainer.spoken_digits
+	$(PY) -m trainer.data.builtin.spoken_digits
 
 train-audio: weights spoken-digits
 	$(PY) trainer/train.py --dataset spoken-digits --model tf_efficientnet_lite0 --pretrained-file $(LITE0) \
@@ -66,13 +73,13 @@ train-audio: weights spoken-digits
 bench-frontend: install
 	$(PY) bench/bench_frontend.py
 
-# The embedded default at full quality (README reports its numbers).
+# The embedded default at full quality (docs/benchmarks.md reports its numbers).
 train: weights
 	$(PY) trainer/train.py --dataset fashion-mnist --model tf_efficientnet_lite0 --pretrained-file $(LITE0) \
 		$(TRAIN_FLAGS) --output-dir $(DEMO_OUT) --overwrite-output-dir
 
 # `make demo`: trains what is missing at demo size, then serves both models. Demo size = the image recipe for
-# 1 epoch instead of 2 (README "The app"); the audio recipe is `make train-audio` as measured. With both
+# 1 epoch instead of 2 (docs/benchmarks.md); the audio recipe is `make train-audio` as measured. With both
 # checkpoints present nothing but the app starts (no install or data checks), so it serves within seconds.
 demo:
 	@[ -f $(STAMP) ] || $(MAKE) --no-print-directory install

@@ -54,7 +54,7 @@ def forward_profile(ref: str, image: Path, n: int, warmup: int = 5) -> dict:
     from space import classifier
     from space.images import decode_image
 
-    clf = classifier.classifier(ref, "image")
+    clf = classifier.load_classifier(ref, "image")
     steps: dict[str, list[float]] = {"decode": [], "transform": [], "forward": [], "predict_images": []}
     for i in range(warmup + n):
         t = [time.perf_counter()]

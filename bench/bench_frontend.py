@@ -1,9 +1,10 @@
-"""Benchmark: the batched torch log-mel front end (trainer/audio.py) vs librosa doing the same work on the same clips.
+"""Benchmark: the batched torch log-mel front end (trainer/audio/frontend.py) vs librosa doing the same work on the
+same clips.
 
 Same work on both sides: centred STFT (Hann, n_fft 512, hop 160) → power → 64 slaney mels → dB with an 80 dB floor
 per clip, on 1-second 16 kHz clips. librosa gets the same batches (it accepts a (B, T) array) and its per-clip loop
-is timed too. Needs only torch + numpy (+ librosa when installed: without it, e.g. on the lent GPU machine, only
-the torch side is timed). Writes bench/results/frontend_<device>_<date>.json.
+is timed too. Needs only torch + numpy (+ librosa when installed: without it, e.g. on a GPU machine with torch alone,
+only the torch side is timed). Writes bench/results/frontend_<device>_<date>.json.
 
     python bench/bench_frontend.py [--clips 512] [--batch-sizes 1 8 32 128 512] [--device cuda]
 """
@@ -24,8 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from trainer.audio import LogMel  # noqa: E402
-from trainer.audio_config import AudioConfig  # noqa: E402
+from trainer.audio.frontend import LogMel  # noqa: E402
+from trainer.config import AudioConfig  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -1,4 +1,5 @@
-"""GPU benchmark on the lent machine's stack (torch + timm + accelerate only), data carried as uint8 .npy.
+"""GPU benchmark that needs one CUDA GPU and torch + timm + accelerate only (no datasets, no gradio); its data comes
+as uint8 .npy files.
 
   a  ours vs timm train.py   same images (a PNG folder written from the .npy for timm), model, batch, bf16 AMP,
                              channels_last, optimizer and augmentation flags
@@ -7,8 +8,8 @@
   (c, 1 vs N processes, needs N GPUs: bench_train.py --scenarios c runs it through accelerate launch.)
 
 Same instrument and alternation as bench_train.py (step log lines stamped on arrival, median of --repeats).
-Before the GPU call, on our machine: `python bench/bench_gpu.py --export bench/results/tmp/gpu_data` writes
-Fashion-MNIST train as images.npy + labels.npy (47 MB, under the device tool's 64 MiB carry limit).
+First, on a machine with the full install: `python bench/bench_gpu.py --export bench/results/tmp/gpu_data` writes
+Fashion-MNIST train as images.npy + labels.npy (47 MB), to copy to the GPU machine beside the repository.
 
     python bench/bench_gpu.py --data bench/results/tmp/gpu_data --timm-train timm_train.py [--model resnet50]
 """
@@ -30,7 +31,7 @@ WORK = RESULTS / "tmp" / "bench_gpu"
 
 def export(target: Path) -> None:
     """Fashion-MNIST train (60,000 uint8 28x28 + labels) as .npy files, from the Debian package's IDX files."""
-    from trainer.embedded import fashion_mnist_arrays
+    from trainer.data.builtin.fashion_mnist import fashion_mnist_arrays
 
     images, labels = fashion_mnist_arrays("train")
     target.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ def timm_flags(args, folder: Path, out: Path, scale: str = "0.8", extra: tuple =
 
 def export_folder(n_train: int, n_val: int) -> Path:
     """Fashion-MNIST as an imagefolder of PNGs (train/ and validation/): data both trainers can read."""
-    from trainer.embedded import load_embedded
+    from trainer.data.builtin import load_embedded
 
     folder = WORK / f"fmnist_{n_train}_{n_val}"
     if (folder / ".done").exists():

@@ -1,7 +1,7 @@
 """One side of bench_gpu.py: our training loop on uint8 .npy images, with torch + timm + accelerate only.
 
 The data path is the trainer's decode-once path (images resized once into a uint8 TensorImageDataset, batched
-gather, pinned non-blocking copies, crop/flip/normalise on the device) and the step is trainer.loop's
+gather, pinned non-blocking copies, crop/flip/normalise on the device) and the step is trainer.engine.loop's
 train_one_epoch, which prints the `step N … img/s` lines the parent times. --synthetic swaps the data for one
 fixed on-device batch (bench/synthetic_train.py's FixedBatchLoader).
 
@@ -22,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from bench.synthetic_train import FixedBatchLoader  # noqa: E402
 from trainer.config import parse_config  # noqa: E402
-from trainer.loaders import Loaders  # noqa: E402
-from trainer.loop import LoopContext, TrainState, build_optim, train_one_epoch  # noqa: E402
+from trainer.data.images import DevicePreprocess, TensorImageDataset, batch_collate  # noqa: E402
+from trainer.data.loaders import Loaders  # noqa: E402
+from trainer.engine.loop import LoopContext, TrainState, train_one_epoch  # noqa: E402
+from trainer.engine.optim import build_optim  # noqa: E402
+from trainer.engine.run import make_accelerator  # noqa: E402
 from trainer.model import create_model, resolve_data_cfg  # noqa: E402
-from trainer.pipeline import make_accelerator  # noqa: E402
-from trainer.transforms import DevicePreprocess, TensorImageDataset, batch_collate  # noqa: E402
 
 
 def load_images(path: str, size: int) -> torch.Tensor:
@@ -45,7 +46,7 @@ def load_images(path: str, size: int) -> torch.Tensor:
 
 
 def build(args, flags: list[str]) -> LoopContext:
-    """Accelerator, model, optimizer and loaders exactly as trainer/pipeline.py builds them."""
+    """Accelerator, model, optimizer and loaders exactly as trainer/engine/run.py builds them."""
     cfg = parse_config(["--no-pretrained", "--epochs", "1", *flags])
     out = Path(tempfile.mkdtemp(prefix="gpu_bench_"))
     acc = make_accelerator(cfg, out)

@@ -4,7 +4,7 @@ fixed, already-normalised batch instead of the data pipeline (bench_train.py's u
     python bench/synthetic_train.py <the same flags as trainer/train.py>
 
 Validation and test stay real, so the run ends like any other. Only the training loader is swapped, by
-replacing trainer.pipeline.build_loaders: a bench-only patch, never used by the trainer itself.
+replacing trainer.engine.run.build_loaders: a bench-only patch, never used by the trainer itself.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-import trainer.pipeline as pipeline  # noqa: E402
+import trainer.engine.run as pipeline  # noqa: E402
+from trainer.data.loaders import build_loaders  # noqa: E402
 from trainer.errors import exit_on_user_error  # noqa: E402
-from trainer.loaders import build_loaders  # noqa: E402
 from trainer.train import main  # noqa: E402
 
 

@@ -1,29 +1,23 @@
-"""The Audio tab's handlers: an audio checkpoint through trainer/audio.py, the front end training used."""
+"""The Audio tab's handlers: an audio checkpoint through trainer/audio/frontend.py, the front end training used."""
 
 from __future__ import annotations
 
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
+
+import torch
 
 from space import classifier
 from space.handlers import DEFAULT_TOP_K, Handlers, _top, as_gr_error, user_error
+from trainer.audio.decode import load_waveform
+from trainer.audio.frontend import LogMel, sliding_window_logits, spectrogram_image, window_starts
+from trainer.config import AudioConfig
 from trainer.errors import UserError
+from trainer.evaluation.calibration import softmax
 
 _FRONTS: dict[str, object] = {}  # checkpoint ref → its LogMel (filterbanks built once)
 _FRONTS_LOCK = threading.Lock()
-
-
-def front_end() -> SimpleNamespace:
-    """trainer.audio's log-mel front end, or a UserError when this build has none."""
-    try:  # a plain `from trainer.audio import` so that trainer/space_repo.py ships the module with a Space
-        from trainer.audio import AudioConfig, LogMel, load_waveform, sliding_window_logits, spectrogram_image
-    except ImportError as e:
-        raise UserError(f"The audio front end (trainer/audio.py) is not available in this build ({e}), "
-                        "so the Audio tab cannot classify.") from None
-    return SimpleNamespace(AudioConfig=AudioConfig, LogMel=LogMel, load_waveform=load_waveform,
-                           sliding_window_logits=sliding_window_logits, spectrogram_image=spectrogram_image)
 
 
 def audio_source(payload) -> tuple[Path, str]:
@@ -39,31 +33,26 @@ def front_for(clf: classifier.Classifier):
     """The checkpoint's LogMel, rebuilt from its config.json `audio` block (cached per checkpoint)."""
     with _FRONTS_LOCK:
         if clf.ref not in _FRONTS:
-            fe = front_end()
-            _FRONTS[clf.ref] = fe.LogMel(fe.AudioConfig.from_block(clf.config["audio"]))
+            _FRONTS[clf.ref] = LogMel(AudioConfig.from_block(clf.config["audio"]))
         return _FRONTS[clf.ref]
 
 
 def classify_wave(clf: classifier.Classifier, wave) -> tuple:
     """(mean logits, per-window logits, spectrogram image of the most confident window) for a mono wave."""
-    import torch
-
-    fe, front = front_end(), front_for(clf)
+    front = front_for(clf)
 
     def model_fn(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return clf.model(x)
 
-    mean, windows = fe.sliding_window_logits(wave, front, model_fn)
+    mean, windows = sliding_window_logits(wave, front, model_fn)
     if len(windows) == 1:
         spec = front.eval_input(wave)[0]
     else:  # show the window the model was surest about (a 30-minute clip does not fit in one image)
-        from trainer.audio import window_starts
-
         best = int(windows.softmax(-1).amax(-1).argmax())
         start, n = window_starts(wave.shape[-1], front.cfg)[best], front.cfg.clip_samples
         spec = front(wave[start: start + n][None])[0]
-    return mean, windows, fe.spectrogram_image(spec)
+    return mean, windows, spectrogram_image(spec)
 
 
 def describe_input(info, windows: int, cfg, ms: dict) -> str:
@@ -89,9 +78,7 @@ class AudioHandlers:
 
     def _classifier(self) -> classifier.Classifier:
         """The audio classifier, loaded on first use (UserError if none is configured or it cannot run)."""
-        ref = self.handlers._ref("audio")
-        front_end()
-        return classifier.classifier(ref, "audio")
+        return classifier.load_classifier(self.handlers._ref("audio"), "audio")
 
     def status(self) -> str:
         """On page load: the audio model's status line (or why there is none)."""
@@ -106,15 +93,13 @@ class AudioHandlers:
     @as_gr_error
     def predict_audio(self, audio) -> tuple[dict[str, float], object, str]:
         """A clip → ({label: calibrated probability} top k, spectrogram of what was classified, notes)."""
-        from trainer.evaluation import softmax
-
         if audio is None:  # the input was cleared: nothing to say, no error toast
             return {}, None, ""
         start = time.perf_counter()
         clf = self._classifier()
         path, name = audio_source(audio)
         cfg = front_for(clf).cfg
-        wave, info = front_end().load_waveform(path, cfg.sample_rate, name=name)
+        wave, info = load_waveform(path, cfg.sample_rate, name=name)
         decoded = time.perf_counter()
         mean, windows, image = classify_wave(clf, wave)
         probs = softmax(mean[None].numpy(), clf.temperature)[0]

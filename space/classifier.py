@@ -1,4 +1,4 @@
-"""Serve checkpoints: lazy, thread-safe, cached loads via trainer.reader; calibrated {label: prob} for images."""
+"""Serve checkpoints: lazy, thread-safe, cached loads (trainer.checkpoint.read); calibrated {label: prob}."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from trainer.checkpoint.read import load_model, open_checkpoint
+from trainer.data.images import eval_transform
 from trainer.errors import UserError
-from trainer.evaluation import softmax
+from trainer.evaluation.calibration import softmax
 
 # ref → what was loaded. Both stay empty until the first request or page load asks (importing loads nothing).
 _CHECKPOINTS: dict[str, tuple[Path, dict]] = {}
@@ -27,8 +31,6 @@ SERVING_SHARE = 2  # each forward gets 1/SERVING_SHARE of the cores
 
 def set_serving_threads() -> int:
     """Give each forward pass its share of the cores (an explicit OMP_NUM_THREADS wins); the thread count."""
-    import torch
-
     if "OMP_NUM_THREADS" not in os.environ:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         torch.set_num_threads(max(1, cores // SERVING_SHARE))
@@ -38,8 +40,6 @@ def set_serving_threads() -> int:
 def checkpoint(ref: str) -> tuple[Path, dict]:
     """(local dir, checked config.json) of a checkpoint, downloaded once per process for hf-hub: refs."""
     if ref not in _CHECKPOINTS:
-        from trainer.reader import open_checkpoint
-
         with _LOAD_LOCK:
             if ref not in _CHECKPOINTS:
                 _CHECKPOINTS[ref] = open_checkpoint(ref)
@@ -68,8 +68,6 @@ class Classifier:
 
     def probabilities(self, batch) -> list[dict[str, float]]:
         """{label: calibrated probability} per row of an already preprocessed float batch (N, …)."""
-        import torch
-
         with torch.inference_mode():
             logits = self.model(batch).float().numpy()
         probs = softmax(logits, self.temperature)
@@ -77,8 +75,6 @@ class Classifier:
 
     def predict_images(self, images: list) -> tuple[list[dict[str, float]], float]:
         """({label: prob} per RGB PIL image, milliseconds for preprocessing + one batched forward pass)."""
-        import torch
-
         start = time.perf_counter()
         batch = torch.stack([self.transform(im) for im in images])
         out = self.probabilities(batch)
@@ -87,9 +83,6 @@ class Classifier:
 
 def _build(ref: str, modality: str) -> Classifier:
     """Open, check and load a checkpoint for one modality (UserError when it is the wrong kind)."""
-    from trainer.reader import load_model
-    from trainer.transforms import eval_transform
-
     path, config = checkpoint(ref)
     found = config.get("modality", "image")
     if found != modality:
@@ -101,7 +94,7 @@ def _build(ref: str, modality: str) -> Classifier:
     return Classifier(ref=ref, path=path, config=config, model=model, transform=transform)
 
 
-def classifier(ref: str, modality: str = "image") -> Classifier:
+def load_classifier(ref: str, modality: str = "image") -> Classifier:
     """The cached Classifier for a checkpoint, loaded on first use (thread-safe)."""
     key = f"{modality}:{ref}"
     if key not in _MODELS:

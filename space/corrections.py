@@ -98,7 +98,7 @@ class Corrections:
         flywheel = self._on()
         if image is None:
             raise InputError("No image to correct: upload one, see its prediction, then pick the right label.")
-        clf = classifier.classifier(self.handlers._ref("image"), "image")
+        clf = classifier.load_classifier(self.handlers._ref("image"), "image")
         check_label(label, clf.labels)
         upload = image_upload(image, flywheel.caps)
         (probs,), _ms = clf.predict_images([upload.decoded])

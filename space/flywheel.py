@@ -2,7 +2,7 @@
 
 Layout: DIR/<class folder>/<UTC time>-<sha256 prefix>.<ext>, which `datasets.load_dataset("imagefolder",
 data_dir=DIR)` (or "audiofolder") reads and `trainer/train.py --extra-data DIR` adds to the next training run.
-Class names that a folder cannot hold are percent-encoded (trainer/folder_labels.py, shared with the trainer).
+Class names that a folder cannot hold are percent-encoded (trainer/data/folder_labels.py, shared with the trainer).
 DIR/corrections.jsonl adds one line per stored file: which model predicted what. Nothing here loads a model.
 """
 
@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from space.images import InputError, decode_image, upload_source
+from trainer.audio.decode import check_samples, decode
+from trainer.data.folder_labels import CORRECTIONS_LOG, label_to_folder
 from trainer.errors import UserError
-from trainer.folder_labels import CORRECTIONS_LOG, label_to_folder
 
 log = logging.getLogger("timm_space.flywheel")
 MB = 1 << 20
@@ -97,9 +98,7 @@ def image_upload(payload, caps: Caps) -> Upload:
 
 
 def audio_upload(payload, caps: Caps) -> Upload:
-    """An audio upload checked to decode (trainer/audio_io.py, what training reads with); UserError if not."""
-    from trainer.audio_io import check_samples, decode
-
+    """An audio upload checked to decode (trainer/audio/decode.py, what training reads with); UserError if not."""
     data, name = _read(payload, caps.file_bytes)
     wave, info = decode(data, name)
     check_samples(wave, info, allow_silence=False)

@@ -10,9 +10,9 @@ from functools import wraps
 
 import gradio as gr
 
-from space import classifier, metrics
+from space import classifier, eval_results
 from space.images import InputError, decode_image
-from space.settings import NO_AUDIO_MODEL, NO_IMAGE_MODEL, Settings
+from space.settings import NO_AUDIO_MODEL, NO_IMAGE_MODEL, NO_MODEL_ON_SPACE, Settings
 from trainer.errors import UserError
 
 log = logging.getLogger("timm_space.app")
@@ -60,6 +60,9 @@ class Handlers:
     def _ref(self, which: str) -> str:
         """The configured reference for 'image' or 'audio', or UserError saying how to configure one."""
         choice = self.settings.audio if which == "audio" else self.settings.image
+        if choice.ref is None and self.settings.on_space:
+            var = "AUDIO_MODEL_ID" if which == "audio" else "MODEL_ID"
+            raise UserError(NO_MODEL_ON_SPACE.format(kind=which, var=var))
         if choice.ref is None:
             raise UserError(NO_AUDIO_MODEL if which == "audio" else NO_IMAGE_MODEL)
         return choice.ref
@@ -67,11 +70,11 @@ class Handlers:
     def image_status(self):
         """On page load: load the image model (once per process) → status line, example gallery, top-k range."""
         try:
-            clf = classifier.classifier(self._ref("image"), "image")
+            clf = classifier.load_classifier(self._ref("image"), "image")
         except Exception as e:  # shown in the tab; the page itself must load
             return f"⚠️ {user_error(e).message}", [], gr.update()
-        ev = metrics.read_eval(clf.path)
-        items = metrics.example_items(metrics.served_samples(clf.path), ev.get("samples", {}))
+        ev = eval_results.read_eval(clf.path)
+        items = eval_results.example_items(eval_results.served_samples(clf.path), ev.get("samples", {}))
         status = f"✅ `{clf.ref}` ({self.settings.image.source}): {classifier.describe(clf)}"
         return status, items, gr.update(maximum=len(clf.labels), value=min(DEFAULT_TOP_K, len(clf.labels)))
 
@@ -81,7 +84,7 @@ class Handlers:
         if image is None:  # the input was cleared: nothing to say, no error toast
             return {}, ""
         start = time.perf_counter()
-        clf = classifier.classifier(self._ref("image"), "image")
+        clf = classifier.load_classifier(self._ref("image"), "image")
         rgb, notes = decode_image(image)
         (probs,), model_ms = clf.predict_images([rgb])
         total_ms = 1000 * (time.perf_counter() - start)
@@ -91,7 +94,7 @@ class Handlers:
     def predict_image_batch(self, images: list, top_ks: list) -> tuple[list, list]:
         """Batched API: gradio groups concurrent requests; one forward pass; a bad upload fails only itself."""
         try:
-            clf = classifier.classifier(self._ref("image"), "image")
+            clf = classifier.load_classifier(self._ref("image"), "image")
         except Exception as e:
             message = user_error(e).message
             return [{} for _ in images], [message for _ in images]
@@ -110,16 +113,16 @@ class Handlers:
 
     def pick_example(self, evt: gr.SelectData) -> str | None:
         """The file of the example clicked in the gallery (it then flows into the image input)."""
-        clf = classifier.classifier(self._ref("image"), "image")
-        ev = metrics.read_eval(clf.path)
-        items = metrics.example_items(metrics.served_samples(clf.path), ev.get("samples", {}))
+        clf = classifier.load_classifier(self._ref("image"), "image")
+        ev = eval_results.read_eval(clf.path)
+        items = eval_results.example_items(eval_results.served_samples(clf.path), ev.get("samples", {}))
         return items[evt.index][0] if 0 <= evt.index < len(items) else None
 
     def _eval(self, which: str):
         """(ref, local dir, config, eval artifacts) of the image or audio checkpoint — no model load."""
         ref = self._ref(which)
         path, config = classifier.checkpoint(ref)
-        return ref, path, config, metrics.read_eval(path)
+        return ref, path, config, eval_results.read_eval(path)
 
     @as_gr_error
     def metrics_json(self, which: str = "image") -> dict:
@@ -137,22 +140,22 @@ class Handlers:
             empty = pd_empty()
             return (f"⚠️ {user_error(e).message}", empty, None, empty, empty, None, "", [],
                     gr.update(choices=[], value=None), [], empty)
-        split, headline = metrics.primary(ev)
+        split, headline = eval_results.primary(ev)
         confusion, samples = ev.get("confusion_matrix"), ev.get("samples", {})
-        root = metrics.served_samples(path)
-        choices = metrics.cell_choices(samples, confusion) if confusion else []
+        root = eval_results.served_samples(path)
+        choices = eval_results.cell_choices(samples, confusion) if confusion else []
         first = choices[0][1] if choices else None
-        return (metrics.summary_markdown(ref, config, ev),
-                metrics.headline_frame(ev.get("metrics", {})),
-                metrics.confusion_figure(confusion, normalize=False) if confusion else None,
-                metrics.per_class_frame(ev.get("per_class", {})),
-                metrics.confused_pairs(confusion) if confusion else pd_empty(),
-                metrics.reliability_plot(ev["reliability"]) if "reliability" in ev else None,
-                metrics.calibration_markdown(headline) + f" (split: {split})",
-                metrics.top_loss_items(root, samples),
+        return (eval_results.summary_markdown(ref, config, ev),
+                eval_results.headline_frame(ev.get("metrics", {})),
+                eval_results.confusion_figure(confusion, normalize=False) if confusion else None,
+                eval_results.per_class_frame(ev.get("per_class", {})),
+                eval_results.confused_pairs(confusion) if confusion else pd_empty(),
+                eval_results.reliability_plot(ev["reliability"]) if "reliability" in ev else None,
+                eval_results.calibration_markdown(headline) + f" (split: {split})",
+                eval_results.top_loss_items(root, samples),
                 gr.update(choices=choices, value=first),
-                metrics.cell_items(root, samples, first),
-                metrics.history_frame(ev.get("history", [])))
+                eval_results.cell_items(root, samples, first),
+                eval_results.history_frame(ev.get("history", [])))
 
     @as_gr_error
     def confusion_plot(self, which: str, normalize: bool):
@@ -160,22 +163,22 @@ class Handlers:
         _ref, _path, _config, ev = self._eval(which)
         if "confusion_matrix" not in ev:
             raise UserError("this checkpoint has no eval/confusion_matrix.json.")
-        return metrics.confusion_figure(ev["confusion_matrix"], normalize=bool(normalize))
+        return eval_results.confusion_figure(ev["confusion_matrix"], normalize=bool(normalize))
 
     @as_gr_error
     def cell_gallery(self, which: str, key: str | None) -> list:
         """Thumbnails of the samples in one confused (true → predicted) cell."""
         _ref, path, _config, ev = self._eval(which)
-        return metrics.cell_items(metrics.served_samples(path), ev.get("samples", {}), key)
+        return eval_results.cell_items(eval_results.served_samples(path), ev.get("samples", {}), key)
 
     def pick_pair(self, which: str, evt: gr.SelectData):
         """A click on a most-confused row selects that (true → predicted) cell in the dropdown."""
         _ref, _path, _config, ev = self._eval(which)
         row = evt.row_value or []
-        key = metrics.pair_key(ev["confusion_matrix"], row[0], row[1]) if len(row) >= 2 else None
+        key = eval_results.pair_key(ev["confusion_matrix"], row[0], row[1]) if len(row) >= 2 else None
         return gr.update(value=key) if key in ev.get("samples", {}).get("cells", {}) else gr.update()
 
 
 def pd_empty():
-    """An empty table (pandas is imported by space.metrics anyway)."""
-    return metrics.pd.DataFrame()
+    """An empty table (pandas is imported by space.eval_results anyway)."""
+    return eval_results.pd.DataFrame()

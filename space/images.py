@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trainer.transforms import to_rgb
+from trainer.data.images import to_rgb
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -96,7 +96,7 @@ def _orient(im, notes: list[str]):
 
 
 def _to_rgb(im, name: str, notes: list[str]):
-    """trainer.transforms.to_rgb (the conversion training used), noting what it changed."""
+    """trainer.data.images.to_rgb (the conversion training used), noting what it changed."""
     mode = im.mode
     has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info)
     try:

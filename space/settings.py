@@ -9,14 +9,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer.reader import HUB_PREFIX
+from trainer.checkpoint.contract import SPACE_CONFIG
+from trainer.checkpoint.read import HUB_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
-SPACE_CONFIG = "space_config.json"  # written beside app.py by trainer/space_repo.py (--create-space)
 DEFAULT_IMAGE = "outputs/fashion-mnist-lite0"  # what `make demo` trains
 DEFAULT_AUDIO = "outputs/spoken-digits"
 NO_IMAGE_MODEL = ("No image model configured: train one with `make demo` or pass --model "
                   "(a checkpoint dir or hf-hub:org/name[@revision]), or set MODEL_ID.")
+# The repo itself is a valid Space: opened there without MODEL_ID (and without space_config.json) it says what to set.
+NO_MODEL_ON_SPACE = ("No {kind} model configured for this Space: set the Space variable {var} (Settings → Variables "
+                     "and secrets) to a model repo, org/name or hf-hub:org/name[@revision], e.g. one pushed by "
+                     "`trainer/train.py --push-to-hub`; then restart the Space.")
 NO_AUDIO_MODEL = ("No audio model configured: pass --audio-model (a checkpoint dir or hf-hub:org/name[@revision]) "
                   "or set AUDIO_MODEL_ID.")
 FLYWHEEL_MAX_FILES = 1000  # caps of the corrections folder (space/flywheel.py), unless set

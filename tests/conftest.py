@@ -82,7 +82,7 @@ def audio_env(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def audio_run(tmp_path_factory, audio_env) -> Path:
-    """The issue's acceptance command (4 steps on spoken-digits), shared by the audio and app tests."""
+    """The audio smoke run (4 steps on the spoken-digits subset), shared by the audio and app tests."""
     out = tmp_path_factory.mktemp("audio_smoke") / "run"
     run_cli("trainer/train.py", *AUDIO_SMOKE, "--output-dir", str(out), env=audio_env)
     return out

@@ -173,6 +173,21 @@ def test_app_without_any_model_serves_clear_messages(tmp_path):
         demo.close()
 
 
+def test_repo_as_a_space_without_model_id_says_what_to_configure(tmp_path):
+    """The repo itself is a Space (README front matter): without MODEL_ID it opens and names the variable to set."""
+    from space.settings import parse_args, resolve
+
+    settings = resolve(parse_args([]), env={"SPACE_ID": "org/timm-space"}, root=tmp_path)
+    assert settings.on_space and settings.image.ref is None and settings.audio.ref is None
+    demo, client = _launch(settings)
+    try:
+        status = client.predict(api_name="/image_model")[0]
+        assert "No image model configured for this Space" in status and "MODEL_ID" in status
+        assert "AUDIO_MODEL_ID" in client.predict(api_name="/audio_model")
+    finally:
+        demo.close()
+
+
 def test_importing_app_builds_the_layout_and_loads_no_model(smoke_run):
     code = ("import app\nfrom space import classifier\n"
             "assert classifier.loaded() == [] and classifier._CHECKPOINTS == {}, classifier.loaded()\n"

@@ -24,7 +24,7 @@ def audio_app(audio_run):
 
 def _spoken(tmp_path, word: str = "seven"):
     """A real utterance from the same synthesizer (a voice and speed outside the dataset's grid)."""
-    from trainer.spoken_digits import speak
+    from trainer.data.builtin.spoken_digits import speak
 
     path = tmp_path / f"{word}.wav"
     path.write_bytes(speak(word, "m3", 150, 60))

@@ -12,8 +12,9 @@ import torch
 
 from tests.audio_helpers import REFUSED, tone, write, write_refused
 from tests.conftest import AUDIO_VOICES, REPO
-from trainer.audio import LogMel, load_waveform, mel_filterbank, resample, sliding_window_logits
-from trainer.audio_config import AudioConfig
+from trainer.audio.decode import load_waveform, resample
+from trainer.audio.frontend import LogMel, mel_filterbank, sliding_window_logits
+from trainer.config import AudioConfig
 from trainer.errors import UserError
 
 
@@ -78,7 +79,7 @@ def test_trainer_path_and_app_path_give_the_same_tensor(tmp_path):
     import datasets
 
     from space.audio import front_for
-    from trainer.audio_data import AudioPreprocess, PadCollate, WaveDataset
+    from trainer.data.waves import AudioPreprocess, PadCollate, WaveDataset
 
     path = write(tmp_path / "clip.wav", tone(0.8, 22050), 22050, "PCM_16")
     features = datasets.Features({"audio": datasets.Audio(), "label": datasets.Value("int64")})
@@ -111,8 +112,9 @@ def test_thirty_minute_clip_runs_through_the_sliding_window_in_bounded_memory(tm
     script = f"""
 import json, resource, torch
 from tests.audio_helpers import long_wav
-from trainer.audio import LogMel, load_waveform, sliding_window_logits
-from trainer.audio_config import AudioConfig
+from trainer.audio.frontend import LogMel, sliding_window_logits
+from trainer.audio.decode import load_waveform
+from trainer.config import AudioConfig
 path = long_wav(__import__("pathlib").Path({str(tmp_path)!r}) / "long.wav", 30, sr=16000, subtype="PCM_16")
 model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
                             torch.nn.Linear(4, 10)).eval()
@@ -137,7 +139,7 @@ print(json.dumps({{"load_mib": loaded - base, "window_mib": rss() - loaded, "win
 def test_spoken_digits_split_by_voice_is_disjoint_and_deterministic(audio_env, monkeypatch):
     for key, value in audio_env.items():
         monkeypatch.setenv(key, value)
-    from trainer.spoken_digits import DIGITS, PITCHES, SPEEDS, load_spoken_digits, split_by_voice
+    from trainer.data.builtin.spoken_digits import DIGITS, PITCHES, SPEEDS, load_spoken_digits, split_by_voice
 
     voices = AUDIO_VOICES.split(",")
     dd = load_spoken_digits()
@@ -155,7 +157,7 @@ def test_spoken_digits_split_by_voice_is_disjoint_and_deterministic(audio_env, m
 def test_cli_acceptance_command_writes_an_audio_checkpoint(audio_run):
     import timm
 
-    from trainer.reader import check_checkpoint
+    from trainer.checkpoint.read import check_checkpoint
 
     cfg = json.loads((audio_run / "config.json").read_text())
     assert cfg["modality"] == "audio" and cfg["label_names"] == ["zero", "one", "two", "three", "four", "five",

@@ -9,7 +9,8 @@ from PIL import Image
 
 from tests.conftest import make_imagefolder
 from trainer.config import DataConfig
-from trainer.data import build_data, label_array
+from trainer.data.bundle import build_data
+from trainer.data.splits import label_array
 from trainer.errors import UserError
 
 
@@ -51,7 +52,7 @@ def test_columns_detected_by_type_with_odd_names(tmp_path):
                                "note": datasets.Value("string")})
     path = _save(tmp_path, {"pic": _images(10), "kind": [0, 1] * 5, "note": ["x"] * 10}, feats)
     b = build_data(DataConfig(dataset=path), seed=0)
-    assert (b.image_column, b.label_column) == ("pic", "kind")
+    assert (b.input_column, b.label_column) == ("pic", "kind")
 
 
 def test_ambiguous_label_column_lists_columns(tmp_path):
@@ -71,7 +72,7 @@ def test_class_with_one_sample(tmp_path):
 def test_empty_split(monkeypatch):
     feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a"])})
     empty = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"image": [], "label": []}, features=feats)})
-    monkeypatch.setattr("trainer.data.load_source", lambda cfg: empty)  # datasets cannot save an empty split
+    monkeypatch.setattr("trainer.data.bundle.load_source", lambda cfg: empty)  # datasets cannot save an empty split
     with pytest.raises(UserError, match=r"split 'train' of some/dataset is empty \(0 rows\)"):
         build_data(DataConfig(dataset="some/dataset"), seed=0)
 
@@ -100,7 +101,7 @@ def test_max_samples_are_stratified_caps():
 
 
 def test_preresize_shrinks_only_large_images_keeping_aspect():
-    from trainer.transforms import preresize
+    from trainer.data.images import preresize
 
     images = [Image.new("RGB", (64, 48), (200, 10, 10)), Image.new("L", (8, 8), 90)]
     ds = datasets.Dataset.from_dict({"image": images, "label": [0, 1]},

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from trainer.config import parse_config
-from trainer.loop import Throughput, build_optim
-from trainer.pipeline import resolve_precision
+from trainer.engine.loop import Throughput
+from trainer.engine.optim import build_optim
+from trainer.engine.run import resolve_precision
 
 
 @pytest.fixture

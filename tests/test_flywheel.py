@@ -1,5 +1,5 @@
 """The data flywheel end to end: a correction through the app's API, stored in imagefolder layout, then counted
-in the next training run via `trainer/train.py --extra-data DIR` (the issue's acceptance round trip)."""
+in the next training run via `trainer/train.py --extra-data DIR` (the flywheel's round trip)."""
 
 from __future__ import annotations
 
@@ -146,8 +146,8 @@ def test_settings_flywheel_is_opt_in_even_on_a_space(tmp_path):
 def test_store_caps_duplicates_and_the_label_folder_codec(tmp_path):
     from space.flywheel import Caps, Flywheel, image_upload
     from space.images import InputError
+    from trainer.data.folder_labels import folder_to_label, label_to_folder
     from trainer.errors import UserError
-    from trainer.folder_labels import folder_to_label, label_to_folder
 
     for label in ("T-shirt/top", ".hidden", "50%", 'a:b*c?"<>|\\', "Ünïcode 猫", "..", "plain"):
         folder = label_to_folder(label)
@@ -195,8 +195,9 @@ def test_audio_corrections_store_the_clip_as_sent(tmp_path):
 
 def test_extra_rows_join_train_after_holdout_and_cap_and_folds_keep_them_out_of_val(tmp_path):
     from trainer.config import DataConfig
-    from trainer.data import build_data, label_array
-    from trainer.extra_data import split_off_extra
+    from trainer.data.bundle import build_data
+    from trainer.data.extra import split_off_extra
+    from trainer.data.splits import label_array
 
     main = make_imagefolder(tmp_path / "main", {"cat": 6, "dog": 6})
     extra = make_imagefolder(tmp_path / "extra", {"dog": 3}, seed=1)

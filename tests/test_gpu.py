@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from trainer.config import parse_config
-from trainer.pipeline import make_accelerator
+from trainer.engine.run import make_accelerator
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -39,7 +39,7 @@ def test_accelerator_defaults_to_bf16_and_cudnn_autotune(tmp_path):
 def test_adamw_is_fused_on_cuda():
     import timm
 
-    from trainer.loop import build_optim
+    from trainer.engine.optim import build_optim
 
     model = timm.create_model("test_resnet", num_classes=3).cuda()
     optimizer, _, _ = build_optim(model, parse_config(["--opt", "adamw"]), steps_per_epoch=10)
@@ -47,7 +47,7 @@ def test_adamw_is_fused_on_cuda():
 
 
 def test_uint8_batch_is_normalised_on_the_gpu_like_on_the_cpu():
-    from trainer.transforms import DevicePreprocess
+    from trainer.data.images import DevicePreprocess
 
     x = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
     pre = DevicePreprocess({"mean": (0.5, 0.4, 0.3), "std": (0.2, 0.25, 0.3)}, None, True, batch_crop=False)
@@ -59,7 +59,7 @@ def test_uint8_batch_is_normalised_on_the_gpu_like_on_the_cpu():
 def test_compiled_bf16_training_steps_keep_timm_state_dict_keys(tmp_path):
     import timm
 
-    from trainer.loop import build_optim
+    from trainer.engine.optim import build_optim
 
     cfg = parse_config(["--torch-compile"])
     acc = make_accelerator(cfg, tmp_path)

@@ -134,6 +134,9 @@ def test_create_space_files_pin_the_pushed_revision(hub, tmp_path, smoke_run):
     pins = dict(line.split("==") for line in (REPO / "requirements.txt").read_text().splitlines() if "==" in line)
     assert front["sdk"] == "gradio" and front["sdk_version"] == pins["gradio"] and front["app_file"] == "app.py"
     assert front["models"] == [repo] and front["python_version"] == "3.11"
+    assert front["preload_from_hub"] == [f"{repo} config.json,model.safetensors {model_sha}"]
+    assert "trainer/audio/frontend.py" in files and "trainer/checkpoint/read.py" in files
+    assert not [f for f in files if f.startswith(("trainer/engine/", "trainer/hub/", "trainer/data/loaders"))]
     assert files["packages.txt"].decode().split() == ["ffmpeg"]
     reqs = files["requirements.txt"].decode()
     assert "timm==" + pins["timm"] in reqs and "gradio" not in reqs
@@ -167,7 +170,7 @@ label, _ = client.predict(handle_file("probe.png"), 3, api_name="/predict_image"
 metrics = client.predict("image", api_name="/metrics")
 app.demo.close()
 print(json.dumps({"ref": app.settings.image.ref, "source": app.settings.image.source, "status": status,
-                  "label": label["label"], "labels": classifier.classifier(app.settings.image.ref).labels,
+                  "label": label["label"], "labels": classifier.load_classifier(app.settings.image.ref).labels,
                   "accuracy": metrics["test"]["accuracy"]}))
 """
 
@@ -190,7 +193,7 @@ def test_cached_model_loads_with_the_server_stopped(hub, tmp_path, smoke_run):
     run(["-m", "trainer.hub", "push", str(smoke_run), "--hub-model-id", repo], hub_env(hub, tmp_path / "push"))
     env = hub_env(hub, tmp_path / "home", token=None)
     online = logits(f"hf-hub:{repo}", env)
-    reader = ("import sys\nfrom trainer.reader import open_checkpoint\n"
+    reader = ("import sys\nfrom trainer.checkpoint.read import open_checkpoint\n"
               "path, cfg = open_checkpoint(sys.argv[1])\nprint(sorted(p.name for p in (path / 'eval').iterdir()))")
     assert "metrics.json" in run(["-c", reader, f"hf-hub:{repo}"], env).stdout
     hub.stop()
@@ -230,7 +233,7 @@ def test_bad_tokens_fail_before_training(hub, tmp_path):
 OPEN = """
 import json, sys
 from trainer.errors import UserError
-from trainer.reader import open_checkpoint
+from trainer.checkpoint.read import open_checkpoint
 res = {}
 for ref in sys.argv[1:]:
     try:
@@ -283,11 +286,13 @@ def test_failed_background_push_never_stops_training(tmp_path, capsys):
     """An unreachable Hub inside EpochPusher: False and a logged line, no exception (training goes on)."""
     from huggingface_hub import HfApi
 
-    from trainer.hub import EpochPusher
+    from trainer.config import HubConfig
+    from trainer.hub.push import EpochPusher
 
-    pusher = EpochPusher(f"{USER}/x", TOKEN, None, tmp_path / "snap")
+    hub = HubConfig(push_to_hub=True, hub_model_id=f"{USER}/x", hub_token=TOKEN)
+    pusher = EpochPusher(hub, tmp_path / "snap", "accuracy", lambda d: (d / "config.json").write_text("{}"))
     pusher.api = HfApi(endpoint="http://127.0.0.1:9", token=TOKEN)  # port 9 (discard): connection refused
-    assert pusher(0, lambda d: (d / "config.json").write_text("{}"), "Epoch 1") is False
+    assert pusher(0, {"val_accuracy": 0.5}) is False
     pusher.wait()
     logged = capsys.readouterr().out
     assert "epoch 1 push failed, training goes on" in logged and TOKEN not in logged

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from trainer.metrics import METRIC_NAMES, METRICS_DIR, load_metric
+from trainer.evaluation.metrics import METRIC_NAMES, METRICS_DIR, load_metric
 
 # 8 samples, 5 classes: class 2 is never predicted, class 4 occurs nowhere (num_classes > seen labels)
 Y_TRUE = [0, 0, 0, 1, 1, 2, 2, 3]

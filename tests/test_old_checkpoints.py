@@ -22,7 +22,7 @@ def test_old_image_checkpoint_in_the_app():
 
     from space import classifier
 
-    clf = classifier.classifier(str(FIXTURES / "image"), "image")
+    clf = classifier.load_classifier(str(FIXTURES / "image"), "image")
     images = [Image.open(FIXTURES / "inputs" / f"image_{i}.png").convert("RGB") for i in range(3)]
     with torch.inference_mode():
         logits = clf.model(torch.stack([clf.transform(im) for im in images])).float().numpy()
@@ -34,9 +34,9 @@ def test_old_image_checkpoint_in_the_app():
 def test_old_audio_checkpoint_in_the_app():
     from space import classifier
     from space.audio import classify_wave
-    from trainer.audio import load_waveform
+    from trainer.audio.decode import load_waveform
 
-    clf = classifier.classifier(str(FIXTURES / "audio"), "audio")
+    clf = classifier.load_classifier(str(FIXTURES / "audio"), "audio")
     for i, expected in enumerate(EXPECTED["app"]["audio"]):
         wave, info = load_waveform(str(FIXTURES / "inputs" / f"audio_{i}.wav"), clf.config["audio"]["sample_rate"])
         assert info.sample_rate == 8000  # the resampling path is part of what must not change

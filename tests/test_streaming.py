@@ -12,8 +12,8 @@ from PIL import Image
 
 from tests.conftest import SMOKE, make_imagefolder, run_cli
 from trainer.config import TrainConfig, parse_config
+from trainer.data.streaming import StreamingImages, StreamLoader, build_stream_data, stream_steps
 from trainer.errors import UserError
-from trainer.streaming import StreamingImages, StreamLoader, build_stream_data, stream_steps
 
 
 def _saved(tmp_path, n: int = 60, splits=("train",)) -> str:

@@ -45,8 +45,8 @@ def test_plain_timm_loads_checkpoint_and_reproduces_logits(smoke_run):
     import timm
     from timm.data import resolve_data_config
 
-    from trainer.embedded import load_embedded
-    from trainer.transforms import eval_transform, to_rgb
+    from trainer.data.builtin import load_embedded
+    from trainer.data.images import eval_transform, to_rgb
 
     model = timm.create_model(f"local-dir:{smoke_run}", pretrained=True).eval()
     assert model.pretrained_cfg["label_names"] == FASHION
@@ -60,7 +60,7 @@ def test_plain_timm_loads_checkpoint_and_reproduces_logits(smoke_run):
     assert sorted(test_rows["index"]) == list(range(128)) or len(set(test_rows["index"])) == 128
     # rebuild the test subset exactly as training did, then compare logits row by row
     from trainer.config import DataConfig
-    from trainer.data import build_data
+    from trainer.data.bundle import build_data
 
     bundle = build_data(DataConfig(max_train_samples=256, max_eval_samples=128), seed=42)
     transform = eval_transform(data_cfg)

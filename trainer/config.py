@@ -1,4 +1,5 @@
-"""One training config: nested dataclasses, flat CLI flags generated from their fields, YAML overlay."""
+"""One training config: nested dataclasses (audio front end included), flat CLI flags generated from their fields, YAML
+overlay. The dataclasses are the contract too: config.json's `audio` block is AudioConfig.to_block()."""
 
 from __future__ import annotations
 
@@ -12,39 +13,50 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from trainer.audio_config import AudioConfig
 from trainer.errors import UserError
-from trainer.fields import help_field as _f
 
 SECRET_FIELDS = {"hub_token"}  # never written to disk, logs or trackers
 
 
+def help_field(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field carrying its CLI help (and argparse extras such as action/metavar) in its metadata."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
 @dataclass
 class DataConfig:
-    dataset: str = _f("fashion-mnist", "Hub dataset id, a local imagefolder dir, or an embedded name (fashion-mnist)")
-    dataset_config: str | None = _f(None, "Hub dataset config (subset) name")
-    dataset_revision: str | None = _f(None, "Hub dataset revision (branch, tag or commit)")
-    train_split: str = _f("train", "split to train on")
-    val_split: str | None = _f(None, "validation split; default: 'validation'/'valid'/'val' if present, else --val-pct")
-    test_split: str | None = _f(None, "test split, evaluated once at the end; default: 'test' if present")
-    image_column: str | None = _f(None, "image column; default: the single Image feature")
-    audio_column: str | None = _f(None, "audio column (switches to audio); default: the single Audio feature")
-    label_column: str | None = _f(None, "label column; default: the single ClassLabel or a 'label'-like column")
-    val_pct: float = _f(0.2, "fraction of train held out (stratified) when there is no validation split")
-    max_train_samples: int | None = _f(None, "cap on training samples (stratified subset), for quick runs")
-    max_eval_samples: int | None = _f(None, "cap on validation and test samples, for quick runs")
-    extra_data: list[str] = _f([], "extra labelled folder DIR/<class>/<file> (the app's --flywheel-dir) added to the "
+    dataset: str = help_field("fashion-mnist", "Hub dataset id, a local imagefolder dir, or an embedded name "
+                              "(fashion-mnist)")
+    dataset_config: str | None = help_field(None, "Hub dataset config (subset) name")
+    dataset_revision: str | None = help_field(None, "Hub dataset revision (branch, tag or commit)")
+    train_split: str = help_field("train", "split to train on")
+    val_split: str | None = help_field(None, "validation split; default: 'validation'/'valid'/'val' if present, "
+                                       "else --val-pct")
+    test_split: str | None = help_field(None, "test split, evaluated once at the end; default: 'test' if present")
+    image_column: str | None = help_field(None, "image column; default: the single Image feature")
+    audio_column: str | None = help_field(None, "audio column (switches to audio); default: the single Audio feature")
+    label_column: str | None = help_field(None, "label column; default: the single ClassLabel or a 'label'-like column")
+    val_pct: float = help_field(0.2, "fraction of train held out (stratified) when there is no validation split")
+    max_train_samples: int | None = help_field(None, "cap on training samples (stratified subset), for quick runs")
+    max_eval_samples: int | None = help_field(None, "cap on validation and test samples, for quick runs")
+    extra_data: list[str] = help_field([], "extra labelled folder DIR/<class>/<file> (the app's --flywheel-dir) "
+                                       "added to the "
                                "train split only, after the holdout and --max-train-samples; repeat for more",
                                action="append", metavar="DIR")
-    decode_cache: Literal["auto", "on", "off"] = _f(
+    decode_cache: Literal["auto", "on", "off"] = help_field(
         "auto", "decode+resize images once into memory (auto: when they fit in 4 GiB and --aa is off)")
-    num_workers: int | None = _f(None, "DataLoader workers per process; default: its share of the CPU cores - 1, "
+    num_workers: int | None = help_field(None, "DataLoader workers per process; default: its share of the CPU cores "
+                                         "- 1, "
                                  "at most 8")
-    preresize: int | None = _f(None, "when the decode cache is off: store images with the short side shrunk to this "
+    preresize: int | None = help_field(None, "when the decode cache is off: store images with the short side shrunk "
+                                       "to this "
                                "many pixels once (datasets cache), e.g. 2 x --img-size for big photos")
-    streaming: bool = _f(False, "stream the train split (datasets IterableDataset, sharded per process, shuffle "
+    streaming: bool = help_field(False, "stream the train split (datasets IterableDataset, sharded per process, "
+                                 "shuffle "
                          "buffer) for data larger than disk; val/test are materialized (capped by --max-eval-samples)")
-    shuffle_buffer: int = _f(10_000, "--streaming: examples held in the shuffle buffer")
+    shuffle_buffer: int = help_field(10_000, "--streaming: examples held in the shuffle buffer")
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_pct < 1.0:
@@ -70,14 +82,15 @@ def default_workers() -> int:
 
 @dataclass
 class ModelConfig:
-    model: str = _f("tf_efficientnet_lite0", "any timm model name")
-    pretrained: bool = _f(True, "start from timm's pretrained weights (via the Hub)")
-    pretrained_file: str | None = _f(None, "start from this .safetensors file instead of the Hub")
-    img_size: int | None = _f(None, "square input size; default: the model's pretrained input size")
-    crop_pct: float | None = _f(None, "eval centre-crop fraction; default: the model's (1.0 keeps the whole image)")
-    drop_rate: float = _f(0.0, "dropout before the classifier")
-    drop_path_rate: float = _f(0.0, "stochastic depth rate")
-    channels_last: bool = _f(True, "channels_last memory format (faster convolutions on CPU and GPU)")
+    model: str = help_field("tf_efficientnet_lite0", "any timm model name")
+    pretrained: bool = help_field(True, "start from timm's pretrained weights (via the Hub)")
+    pretrained_file: str | None = help_field(None, "start from this .safetensors file instead of the Hub")
+    img_size: int | None = help_field(None, "square input size; default: the model's pretrained input size")
+    crop_pct: float | None = help_field(None, "eval centre-crop fraction; default: the model's (1.0 keeps the whole "
+                                        "image)")
+    drop_rate: float = help_field(0.0, "dropout before the classifier")
+    drop_path_rate: float = help_field(0.0, "stochastic depth rate")
+    channels_last: bool = help_field(True, "channels_last memory format (faster convolutions on CPU and GPU)")
 
     def __post_init__(self) -> None:
         if self.img_size is not None and self.img_size < 8:
@@ -88,15 +101,15 @@ class ModelConfig:
 
 @dataclass
 class AugmentConfig:
-    scale: list = _f([0.08, 1.0], "RandomResizedCrop scale range", nargs=2, type=float)
-    hflip: float = _f(0.5, "horizontal flip probability")
-    vflip: float = _f(0.0, "vertical flip probability")
-    color_jitter: float = _f(0.0, "color jitter strength (PIL path only)")
-    aa: str | None = _f(None, "timm RandAugment/AutoAugment policy, e.g. rand-m9-mstd0.5")
-    reprob: float = _f(0.0, "random erasing probability")
-    mixup: float = _f(0.0, "mixup alpha (0 = off)")
-    cutmix: float = _f(0.0, "cutmix alpha (0 = off)")
-    smoothing: float = _f(0.1, "label smoothing")
+    scale: list = help_field([0.08, 1.0], "RandomResizedCrop scale range", nargs=2, type=float)
+    hflip: float = help_field(0.5, "horizontal flip probability")
+    vflip: float = help_field(0.0, "vertical flip probability")
+    color_jitter: float = help_field(0.0, "color jitter strength (PIL path only)")
+    aa: str | None = help_field(None, "timm RandAugment/AutoAugment policy, e.g. rand-m9-mstd0.5")
+    reprob: float = help_field(0.0, "random erasing probability")
+    mixup: float = help_field(0.0, "mixup alpha (0 = off)")
+    cutmix: float = help_field(0.0, "cutmix alpha (0 = off)")
+    smoothing: float = help_field(0.1, "label smoothing")
 
     def __post_init__(self) -> None:
         lo, hi = self.scale
@@ -109,15 +122,15 @@ class AugmentConfig:
 
 @dataclass
 class OptimConfig:
-    opt: str = _f("adamw", "timm optimizer name (create_optimizer_v2)")
-    lr: float = _f(1e-3, "peak learning rate of the head (and of the backbone times --backbone-lr-scale)")
-    weight_decay: float = _f(0.05, "weight decay (not applied to norms and biases)")
-    sched: str = _f("cosine", "timm scheduler name (create_scheduler_v2)")
-    warmup_epochs: float = _f(1.0, "linear warmup length in epochs (fractions allowed)")
-    min_lr: float = _f(1e-6, "final learning rate of the schedule")
-    freeze_epochs: int = _f(0, "fastai-style fine-tune: train only the head for this many epochs first")
-    backbone_lr_scale: float = _f(1.0, "backbone LR = lr x this (e.g. 0.1 for gentle fine-tuning)")
-    clip_grad: float | None = _f(None, "clip gradient norm to this value")
+    opt: str = help_field("adamw", "timm optimizer name (create_optimizer_v2)")
+    lr: float = help_field(1e-3, "peak learning rate of the head (and of the backbone times --backbone-lr-scale)")
+    weight_decay: float = help_field(0.05, "weight decay (not applied to norms and biases)")
+    sched: str = help_field("cosine", "timm scheduler name (create_scheduler_v2)")
+    warmup_epochs: float = help_field(1.0, "linear warmup length in epochs (fractions allowed)")
+    min_lr: float = help_field(1e-6, "final learning rate of the schedule")
+    freeze_epochs: int = help_field(0, "fastai-style fine-tune: train only the head for this many epochs first")
+    backbone_lr_scale: float = help_field(1.0, "backbone LR = lr x this (e.g. 0.1 for gentle fine-tuning)")
+    clip_grad: float | None = help_field(None, "clip gradient norm to this value")
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -126,15 +139,16 @@ class OptimConfig:
 
 @dataclass
 class HubConfig:
-    push_to_hub: bool = _f(False, "push the checkpoint (without state/) to the Hugging Face Hub in one commit")
-    hub_model_id: str | None = _f(None, "Hub model repo id, org/name (or name: your user namespace)")
-    hub_token: str | None = _f(None, "Hub token (default: HF_TOKEN or the cached login); never saved")
-    hub_private: bool = _f(False, "create the repo as private (an existing repo keeps its visibility)")
-    hub_revision: str | None = _f(None, "branch to push to (created from main if missing); default: main")
-    hub_strategy: Literal["end", "every_epoch"] = _f(
+    push_to_hub: bool = help_field(False, "push the checkpoint (without state/) to the Hugging Face Hub in one commit")
+    hub_model_id: str | None = help_field(None, "Hub model repo id, org/name (or name: your user namespace)")
+    hub_token: str | None = help_field(None, "Hub token (default: HF_TOKEN or the cached login); never saved")
+    hub_private: bool = help_field(False, "create the repo as private (an existing repo keeps its visibility)")
+    hub_revision: str | None = help_field(None, "branch to push to (created from main if missing); default: main")
+    hub_strategy: Literal["end", "every_epoch"] = help_field(
         "end", "end: one push after training; every_epoch: also push each epoch's model in the background")
-    hub_license: str | None = _f("apache-2.0", "license in the model card (check your data's and weights')")
-    create_space: str | None = _f(None, "also push a Gradio Space repo, org/space-name, serving the pushed model")
+    hub_license: str | None = help_field("apache-2.0", "license in the model card (check your data's and weights')")
+    create_space: str | None = help_field(None, "also push a Gradio Space repo, org/space-name, serving the pushed "
+                                          "model")
 
     def __post_init__(self) -> None:
         for name in ("hub_model_id", "create_space"):
@@ -148,6 +162,93 @@ class HubConfig:
 
 
 @dataclass
+class AudioConfig:
+    sample_rate: int = help_field(16000, "audio: resample every clip to this rate (Hz) before the spectrogram")
+    clip_seconds: float = help_field(1.0, "audio: fixed clip length; random crop in training, centre in eval, zero-pad")
+    n_mels: int = help_field(64, "audio: mel bands (the spectrogram image height)")
+    n_fft: int = help_field(512, "audio: STFT size in samples (Hann window of the same length)")
+    hop_length: int = help_field(160, "audio: STFT hop in samples (the spectrogram has clip/hop + 1 columns)")
+    f_min: float = help_field(0.0, "audio: lowest mel frequency (Hz)")
+    f_max: float | None = help_field(None, "audio: highest mel frequency (Hz); default: sample_rate / 2")
+    mel_scale: Literal["slaney", "htk"] = help_field("slaney", "audio: mel scale, as librosa htk=False/True (Slaney "
+                                                     "area norm)")
+    top_db: float = help_field(80.0, "audio: dB floor below each clip's peak (as librosa.power_to_db top_db)")
+    spec_channels: Literal["1", "replicate", "multires"] = help_field(
+        "1", "audio: 1 channel (timm in_chans=1), 3 replicated channels, or 3 STFT sizes (n_fft/2, n_fft, 2 n_fft)")
+    spec_mean: float | None = help_field(None, "audio: log-mel normalisation mean; default: computed on the train "
+                                         "split")
+    spec_std: float | None = help_field(None, "audio: log-mel normalisation std; default: computed on the train split")
+    window_hop_seconds: float | None = help_field(None, "audio: sliding-window hop for clips longer than "
+                                                  "--clip-seconds "
+                                                "(app); default: clip_seconds / 2")
+    freq_mask: int = help_field(8, "audio SpecAugment: max width of each frequency mask, in mel bands (0 = off)")
+    time_mask: int = help_field(12, "audio SpecAugment: max width of each time mask, in frames (0 = off)")
+    num_masks: int = help_field(2, "audio SpecAugment: masks of each kind per clip")
+    noise_prob: float = help_field(0.5, "audio: probability of adding white noise to a training clip")
+    noise_snr: list = help_field([10.0, 40.0], "audio: SNR range (dB) of that noise", nargs=2, type=float)
+    gain_db: float = help_field(6.0, "audio: random gain within +- this many dB (0 = off)")
+    shift: float = help_field(0.1, "audio: random time shift up to this fraction of the clip, zero-filled (0 = off)")
+    stats_samples: int = help_field(2000, "audio: train clips used to compute --spec-mean/--spec-std")
+
+    def __post_init__(self) -> None:
+        if self.sample_rate < 1000:
+            raise UserError(f"--sample-rate must be >= 1000 Hz, got {self.sample_rate}.")
+        if not 0.05 <= self.clip_seconds <= 60:
+            raise UserError(f"--clip-seconds must be within [0.05, 60], got {self.clip_seconds}.")
+        if self.n_mels < 8 or self.n_fft < 16 or self.hop_length < 1:
+            raise UserError(f"need --n-mels >= 8, --n-fft >= 16, --hop-length >= 1; got {self.n_mels}, "
+                            f"{self.n_fft}, {self.hop_length}.")
+        if self.n_fft > self.clip_samples:
+            raise UserError(f"--n-fft {self.n_fft} is longer than the clip ({self.clip_samples} samples); lower it "
+                            "or raise --clip-seconds.")
+        nyquist = self.sample_rate / 2
+        if not 0 <= self.f_min < self.fmax <= nyquist:
+            raise UserError(f"need 0 <= --f-min < --f-max <= sample_rate/2 ({nyquist:g} Hz); got "
+                            f"{self.f_min} and {self.f_max}.")
+        if self.spec_std is not None and self.spec_std <= 0:
+            raise UserError(f"--spec-std must be > 0, got {self.spec_std}.")
+        if self.window_hop_seconds is not None and not 0 < self.window_hop_seconds <= self.clip_seconds:
+            raise UserError(f"--window-hop-seconds must be within (0, clip_seconds], got {self.window_hop_seconds}.")
+        if not 0 <= self.noise_prob <= 1 or not 0 <= self.shift < 1 or self.gain_db < 0:
+            raise UserError("need 0 <= --noise-prob <= 1, 0 <= --shift < 1 and --gain-db >= 0.")
+
+    @property
+    def fmax(self) -> float:
+        """The highest mel frequency actually used."""
+        return float(self.f_max) if self.f_max is not None else self.sample_rate / 2
+
+    @property
+    def clip_samples(self) -> int:
+        """Samples per fixed-length clip at sample_rate."""
+        return int(round(self.clip_seconds * self.sample_rate))
+
+    @property
+    def frames(self) -> int:
+        """Spectrogram columns of one clip (centred STFT frames)."""
+        return self.clip_samples // self.hop_length + 1
+
+    @property
+    def in_chans(self) -> int:
+        """Input channels of the model (timm's in_chans)."""
+        return 1 if self.spec_channels == "1" else 3
+
+    @property
+    def window_hop(self) -> float:
+        """Sliding-window hop in seconds for long clips."""
+        return self.window_hop_seconds or self.clip_seconds / 2
+
+    def to_block(self) -> dict:
+        """Every parameter, as the config.json `audio` block."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_block(cls, block: dict) -> AudioConfig:
+        """Rebuild from a config.json `audio` block (unknown keys from newer writers are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in block.items() if k in names})
+
+
+@dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -155,26 +256,27 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     hub: HubConfig = field(default_factory=HubConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)  # used when the data has an Audio column
-    output_dir: str = _f("outputs/run", "where the checkpoint, eval/ and state/ go")
-    overwrite_output_dir: bool = _f(False, "replace a previous run in --output-dir instead of refusing")
-    epochs: int = _f(10, "training epochs")
-    max_steps: int | None = _f(None, "stop after this many optimizer steps (overrides --epochs)")
-    batch_size: int = _f(64, "per-process training batch size")
-    eval_batch_size: int | None = _f(None, "per-process eval batch size (default: 2 x --batch-size)")
-    grad_accum: int = _f(1, "gradient accumulation steps")
-    mixed_precision: Literal["no", "fp16", "bf16"] | None = _f(
+    output_dir: str = help_field("outputs/run", "where the checkpoint, eval/ and state/ go")
+    overwrite_output_dir: bool = help_field(False, "replace a previous run in --output-dir instead of refusing")
+    epochs: int = help_field(10, "training epochs")
+    max_steps: int | None = help_field(None, "stop after this many optimizer steps (overrides --epochs)")
+    batch_size: int = help_field(64, "per-process training batch size")
+    eval_batch_size: int | None = help_field(None, "per-process eval batch size (default: 2 x --batch-size)")
+    grad_accum: int = help_field(1, "gradient accumulation steps")
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = help_field(
         None, "default: fp16/bf16 from accelerate launch/config, else bf16 on a CUDA GPU that has it, else no")
-    torch_compile: bool = _f(False, "torch.compile the model in place (inductor); the first steps compile")
-    model_ema: bool = _f(False, "keep an EMA of the weights; evaluate and save the EMA")
-    model_ema_decay: float = _f(0.998, "EMA decay per optimizer step")
-    balance: Literal["none", "sampler", "loss"] = _f("none", "class imbalance: weighted sampler or loss")
-    metric: Literal["accuracy", "f1_macro", "loss"] = _f("accuracy", "validation metric for best model/early stop")
-    patience: int | None = _f(None, "early stopping: epochs without improvement of --metric")
-    folds: int = _f(0, "stratified K-fold cross-validation on train (0 = off, else >= 2)")
-    log_with: str | None = _f(None, "Accelerate tracker, e.g. tensorboard")
-    log_interval: int = _f(50, "print the training loss every this many optimizer steps")
-    resume: str | None = _f(None, "'auto' (latest state in --output-dir) or a state dir")
-    seed: int = _f(42, "random seed (data split, init, augmentation)")
+    torch_compile: bool = help_field(False, "torch.compile the model in place (inductor); the first steps compile")
+    model_ema: bool = help_field(False, "keep an EMA of the weights; evaluate and save the EMA")
+    model_ema_decay: float = help_field(0.998, "EMA decay per optimizer step")
+    balance: Literal["none", "sampler", "loss"] = help_field("none", "class imbalance: weighted sampler or loss")
+    metric: Literal["accuracy", "f1_macro", "loss"] = help_field("accuracy", "validation metric for best "
+                                                                 "model/early stop")
+    patience: int | None = help_field(None, "early stopping: epochs without improvement of --metric")
+    folds: int = help_field(0, "stratified K-fold cross-validation on train (0 = off, else >= 2)")
+    log_with: str | None = help_field(None, "Accelerate tracker, e.g. tensorboard")
+    log_interval: int = help_field(50, "print the training loss every this many optimizer steps")
+    resume: str | None = help_field(None, "'auto' (latest state in --output-dir) or a state dir")
+    seed: int = help_field(42, "random seed (data split, init, augmentation)")
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum"):

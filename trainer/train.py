@@ -14,29 +14,30 @@ from trainer.errors import exit_on_user_error  # noqa: E402
 
 def main(argv: list[str] | None = None) -> dict:
     """Parse flags → load data → train (or K folds) → evaluate → write the checkpoint."""
+    # imported here, not at the top: --help and flag errors answer before torch, datasets and accelerate load
     from accelerate.utils import set_seed
 
-    from trainer.data import build_data
-    from trainer.folds import run_folds
-    from trainer.pipeline import check_output_dir, clear_previous, make_accelerator, run_training
+    from trainer.data.bundle import build_data
+    from trainer.engine.folds import run_folds
+    from trainer.engine.run import check_output_dir, clear_previous, make_accelerator, run_training
 
     cfg: TrainConfig = parse_config(argv)
     out = check_output_dir(cfg, cfg.overwrite_output_dir)
     accelerator = make_accelerator(cfg, out)
     if cfg.hub.push_to_hub and accelerator.is_main_process:
-        from trainer.hub import check_access
+        from trainer.hub.push import check_access
 
         check_access(cfg.hub.hub_model_id, cfg.hub.hub_token)  # a bad token fails now, not after training
     set_seed(cfg.seed)
     with accelerator.main_process_first():  # rank 0 builds dataset caches, the others reuse them
         if cfg.data.streaming:
-            from trainer.streaming import build_stream_data
+            from trainer.data.streaming import build_stream_data
 
             bundle = build_stream_data(cfg)
         else:
             bundle = build_data(cfg.data, cfg.seed)
     accelerator.print(f"data: {bundle.source['sizes']} samples, {len(bundle.label_names)} classes, "
-                      f"columns image={bundle.image_column!r} label={bundle.label_column!r}", flush=True)
+                      f"columns input={bundle.input_column!r} label={bundle.label_column!r}", flush=True)
     if cfg.log_with:
         accelerator.init_trackers("train", config=_flat_hparams(cfg))
     if cfg.overwrite_output_dir and not cfg.resume and accelerator.is_main_process:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = run_folds(cfg, accelerator, bundle, out, run_training) if cfg.folds else \
         run_training(cfg, accelerator, bundle, out)
     if cfg.hub.push_to_hub and accelerator.is_main_process:
-        from trainer.hub import publish
+        from trainer.hub.publish import publish
 
         publish(cfg.hub, out)
     return result

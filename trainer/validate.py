@@ -31,27 +31,27 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def loader_for(bundle, checkpoint_config: dict, data_cfg: dict, batch_size: int) -> tuple:
     """(DataLoader, on-device preprocess) of the eval split: images via timm's eval transform, audio via the
     checkpoint's own log-mel front end (its config.json `audio` block)."""
-    import torch
+    import torch  # here and in main, not at the top: --help and flag errors answer before torch loads
 
     if checkpoint_config.get("modality") == "audio":
-        from trainer.audio_config import AudioConfig
-        from trainer.audio_data import AudioPreprocess, PadCollate, WaveDataset
+        from trainer.config import AudioConfig
+        from trainer.data.waves import AudioPreprocess, PadCollate, WaveDataset
 
         cfg = AudioConfig.from_block(checkpoint_config["audio"])
-        ds = WaveDataset(bundle.val, bundle.image_column, bundle.label_column, cfg.sample_rate)
+        ds = WaveDataset(bundle.val, bundle.input_column, bundle.label_column, cfg.sample_rate)
         loader = torch.utils.data.DataLoader(ds, batch_size=batch_size,
                                              collate_fn=PadCollate(cfg.clip_samples, train=False))
         return loader, AudioPreprocess(cfg, train=False, channels_last=False)
-    from trainer.transforms import DevicePreprocess, HFImageDataset, eval_transform
+    from trainer.data.images import DevicePreprocess, HFImageDataset, eval_transform
 
-    ds = HFImageDataset(bundle.val, bundle.image_column, bundle.label_column, eval_transform(data_cfg, uint8=True))
+    ds = HFImageDataset(bundle.val, bundle.input_column, bundle.label_column, eval_transform(data_cfg, uint8=True))
     return torch.utils.data.DataLoader(ds, batch_size=batch_size), DevicePreprocess(data_cfg, None, False, False)
 
 
 def our_config(ref: str) -> dict:
     """config.json with our root-level keys (temperature, modality, audio), which timm's loader drops."""
     if ref.startswith("hf-hub:"):
-        from trainer.reader import open_checkpoint
+        from trainer.checkpoint.read import open_checkpoint
 
         return open_checkpoint(ref, with_eval=False)[1]
     path = Path(ref.removeprefix("local-dir:")) / "config.json"
@@ -60,14 +60,17 @@ def our_config(ref: str) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     """Load the checkpoint with plain timm, predict the split on every process, write metrics once."""
+    # imported here, not at the top: --help and flag errors answer before torch, timm and datasets load
     import timm
     import torch
     from accelerate import Accelerator
 
-    from trainer.checkpoint import write_json, write_predictions
+    from trainer.checkpoint.write import write_json, write_predictions
     from trainer.config import DataConfig
-    from trainer.data import build_data
-    from trainer.evaluation import full_metrics, per_sample_loss, predict
+    from trainer.data.bundle import build_data
+    from trainer.evaluation.calibration import per_sample_loss
+    from trainer.evaluation.predict import predict
+    from trainer.evaluation.report import full_metrics
 
     args = parse(argv)
     name = args.checkpoint if ":" in args.checkpoint else f"local-dir:{args.checkpoint}"

@@ -1,0 +1,192 @@
+"""The Validation-metrics tab's content, read ONLY from a checkpoint's eval/ artifacts: nothing is re-evaluated."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trainer.evaluation.plots import confusion_matrix_figure, reliability_figure
+
+EVAL_FILES = ("metrics", "per_class", "confusion_matrix", "reliability", "samples", "history")
+HEADLINE = {"accuracy": "accuracy", "top5_accuracy": "top-5 accuracy", "balanced_accuracy": "balanced accuracy",
+            "f1_macro": "macro F1", "precision_macro": "macro precision", "recall_macro": "macro recall",
+            "f1_weighted": "weighted F1", "loss": "loss (cross-entropy)", "ece": "ECE (raw)",
+            "ece_calibrated": "ECE (temperature-scaled)", "nll": "NLL (raw)", "nll_calibrated": "NLL (scaled)",
+            "temperature": "temperature", "num_samples": "samples", "latency_ms_batch1": "latency, batch 1 (ms)",
+            "throughput_img_s_batch32": "throughput, batch 32 (/s)"}
+PER_CLASS = ("precision", "recall", "f1", "specificity", "support")
+_SERVED: dict[Path, Path] = {}
+_SERVED_LOCK = threading.Lock()
+
+
+def read_eval(path: Path) -> dict:
+    """eval/*.json and manifest.json of a checkpoint dir; absent files are listed under 'missing'."""
+    out: dict = {"missing": []}
+    for name in EVAL_FILES:
+        file = path / "eval" / f"{name}.json"
+        if file.is_file():
+            out[name] = json.loads(file.read_text())
+        else:
+            out["missing"].append(f"eval/{name}.json")
+    manifest = path / "manifest.json"
+    out["manifest"] = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    return out
+
+
+def primary(ev: dict) -> tuple[str, dict]:
+    """(split name, its headline metrics) that per-class, confusion and reliability describe."""
+    metrics = ev.get("metrics", {})
+    split = metrics.get("primary_split") or next((k for k in metrics if isinstance(metrics[k], dict)), "")
+    return split, metrics.get(split, {})
+
+
+def _cell(text) -> str:
+    """A value safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(ref: str, config: dict, ev: dict) -> str:
+    """Model summary: checkpoint, architecture, labels, input, dataset, date, command, versions."""
+    man, pcfg = ev.get("manifest", {}), config.get("pretrained_cfg", {})
+    data, hw = man.get("dataset") or {}, man.get("hardware") or {}
+    labels = config["label_names"]
+    shown = ", ".join(labels[:20]) + (f" … (+{len(labels) - 20})" if len(labels) > 20 else "")
+    sizes = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in (data.get("sizes") or {}).items())
+    versions = man.get("versions") or {}
+    rows = {
+        "checkpoint": f"`{ref}`",
+        "architecture": f"{config.get('architecture')} ({config.get('modality', 'image')})",
+        "classes": f"{len(labels)}: {shown}",
+        "input": f"{'×'.join(map(str, pcfg.get('input_size', [])))}, {pcfg.get('interpolation')}, "
+                 f"crop_pct {pcfg.get('crop_pct')}, mean {pcfg.get('mean')}, std {pcfg.get('std')}",
+        "temperature": f"{float(config.get('temperature') or 1.0):.3f} (applied to every prediction)",
+        "dataset": f"{data.get('dataset', '?')}" + (f" @ {data['revision']}" if data.get("revision") else "")
+                   + (f" — {sizes}" if sizes else ""),
+        "trained": f"{man.get('created', '?')}, wall time {man.get('wall_time_s', '?')} s on "
+                   f"{hw.get('device', '?')} × {hw.get('num_processes', '?')} process(es)",
+        "command": f"`{' '.join(man.get('command') or [])}`",
+        "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v),
+        "git sha": f"`{(man.get('git_sha') or '?')[:12]}` · checkpoint schema {man.get('schema_version', '?')}",
+    }
+    table = "\n".join(f"| {k} | {_cell(v)} |" for k, v in rows.items())
+    missing = ev.get("missing") or []
+    note = f"\n\n⚠️ Not in this checkpoint: {', '.join(missing)}." if missing else ""
+    return f"| | |\n|---|---|\n{table}{note}"
+
+
+def headline_frame(metrics: dict) -> pd.DataFrame:
+    """One row per headline metric, one column per evaluated split (test, val)."""
+    splits = [s for s, v in metrics.items() if isinstance(v, dict)]
+    rows = []
+    for key, name in HEADLINE.items():
+        values = [metrics[s].get(key) for s in splits]
+        if any(v is not None for v in values):
+            rows.append([name, *(round(float(v), 4) if v is not None else None for v in values)])
+    return pd.DataFrame(rows, columns=["metric", *splits])
+
+
+def per_class_frame(per_class: dict) -> pd.DataFrame:
+    """Per label: precision, recall, F1, specificity (rounded) and support."""
+    rows = [[label, *(round(float(s[k]), 4) if k != "support" else int(s[k]) for k in PER_CLASS)]
+            for label, s in per_class.items()]
+    return pd.DataFrame(rows, columns=["label", *PER_CLASS])
+
+
+def confused_pairs(confusion: dict, top: int = 10) -> pd.DataFrame:
+    """The largest off-diagonal cells: true label, predicted label, count and share of the true class."""
+    cm, labels = np.asarray(confusion["matrix"], dtype=np.int64), confusion["labels"]
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:top]
+    rows = []
+    for flat in order:
+        t, p = np.unravel_index(flat, off.shape)
+        if off[t, p] == 0:
+            break
+        rows.append([labels[t], labels[p], int(off[t, p]), round(off[t, p] / max(cm[t].sum(), 1), 4)])
+    return pd.DataFrame(rows, columns=["true", "predicted", "count", "share of true class"])
+
+
+def confusion_figure(confusion: dict, normalize: bool):
+    """trainer.evaluation.plots' confusion-matrix Figure (counts or row-normalised), titled with the split."""
+    kind = "row-normalised (recall)" if normalize else "counts"
+    return confusion_matrix_figure(confusion["matrix"], confusion["labels"], normalize=normalize,
+                                   title=f"{confusion.get('split', '')} split, {kind}")
+
+
+def reliability_plot(reliability: dict):
+    """trainer.evaluation.plots' reliability diagram, before and after temperature scaling."""
+    return reliability_figure(reliability)
+
+
+def calibration_markdown(metrics: dict) -> str:
+    """ECE/NLL before → after temperature scaling, in one line."""
+    if "ece" not in metrics:
+        return "No calibration numbers in eval/metrics.json."
+    return (f"Temperature **{metrics.get('temperature', 1.0):.3f}** takes the expected calibration error from "
+            f"**{metrics['ece']:.4f}** to **{metrics.get('ece_calibrated', float('nan')):.4f}** and the NLL from "
+            f"{metrics.get('nll', float('nan')):.4f} to {metrics.get('nll_calibrated', float('nan')):.4f}. "
+            "The app applies this temperature to every prediction.")
+
+
+def history_frame(history: list) -> pd.DataFrame:
+    """Per-epoch training loss and validation metrics (rounded)."""
+    frame = pd.DataFrame(history or [])
+    return frame.round(4) if len(frame) else frame
+
+
+def served_samples(path: Path) -> Path:
+    """A copy of eval/ thumbnails under the temp dir, once per checkpoint.
+
+    Why: gradio only serves files from the working dir, the temp dir or launch(allowed_paths); a Hub checkpoint
+    sits in the HF cache, and allowing the whole cache would expose every other model in it.
+    """
+    with _SERVED_LOCK:
+        if path not in _SERVED:
+            root = Path(tempfile.mkdtemp(prefix="timm-space-eval-"))
+            if (path / "eval" / "samples").is_dir():
+                shutil.copytree(path / "eval" / "samples", root / "samples")
+            _SERVED[path] = root
+    return _SERVED[path]
+
+
+def _items(root: Path, entries: list[dict], caption) -> list[tuple[str, str]]:
+    """(file, caption) gallery items for samples.json entries whose thumbnail exists."""
+    return [(str(root / e["file"]), caption(e)) for e in entries if (root / e["file"]).is_file()]
+
+
+def top_loss_items(root: Path, samples: dict) -> list[tuple[str, str]]:
+    """The highest-loss samples: 'true → predicted (loss)'."""
+    return _items(root, samples.get("top_loss", []),
+                  lambda e: f"{e['label']} → {e['pred']} (loss {e['loss']:.2f})")
+
+
+def example_items(root: Path, samples: dict) -> list[tuple[str, str]]:
+    """One correctly classified example per class, captioned with its label."""
+    return _items(root, samples.get("examples", []), lambda e: e["label"])
+
+
+def cell_choices(samples: dict, confusion: dict) -> list[tuple[str, str]]:
+    """Dropdown choices 'true → predicted (count)' for every confused cell with thumbnails, largest first."""
+    cm, labels = np.asarray(confusion["matrix"]), confusion["labels"]
+    keys = [tuple(map(int, k.split(","))) for k in samples.get("cells", {})]
+    keys.sort(key=lambda tp: -cm[tp])
+    return [(f"{labels[t]} → {labels[p]} ({int(cm[t, p])})", f"{t},{p}") for t, p in keys]
+
+
+def cell_items(root: Path, samples: dict, key: str | None) -> list[tuple[str, str]]:
+    """Thumbnails of one confused cell ('t,p'), captioned with their loss."""
+    entries = samples.get("cells", {}).get(key or "", [])
+    return _items(root, entries, lambda e: f"{e['label']} → {e['pred']} (loss {e['loss']:.2f})")
+
+
+def pair_key(confusion: dict, true: str, pred: str) -> str | None:
+    """'t,p' for a (true, predicted) label pair, None if a label is unknown."""
+    labels = confusion["labels"]
+    return f"{labels.index(true)},{labels.index(pred)}" if true in labels and pred in labels else None

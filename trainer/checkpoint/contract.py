@@ -1,0 +1,55 @@
+"""The checkpoint contract, defined once: schema version, file names, and what is served, pushed or kept local.
+
+A checkpoint dir is timm's HF format (config.json + model.safetensors, loadable with plain
+`timm.create_model("local-dir:DIR", pretrained=True)`) plus our keys in config.json and the files below.
+docs/checkpoint-format.md describes each file.
+"""
+
+from __future__ import annotations
+
+# 2: config.json may hold modality "audio" with an `audio` block (the log-mel front end); 1: images only.
+# Bump it when the contract changes, and keep older checkpoints loading (tests/fixtures/checkpoints).
+SCHEMA_VERSION = 2
+
+CONFIG = "config.json"  # timm's config + label_names, modality, audio block, temperature
+WEIGHTS = "model.safetensors"  # never a pickle
+CARD = "README.md"  # the model card
+TRAIN_CONFIG = "train_config.json"  # the resolved TrainConfig (secrets removed)
+MANIFEST = "manifest.json"  # provenance; written last, so its presence marks a finished checkpoint
+EVAL_DIR = "eval"  # metrics, per class, confusion matrix, predictions, samples
+FOLDS_DIR = "folds"  # folds/<k>/ per-fold checkpoints and folds/summary.json of a --folds run
+
+MODEL_FILES = (CONFIG, WEIGHTS)  # what timm needs to load the model
+# What a --folds run copies from the best fold into the output dir (the card is then rendered for it).
+SERVED_FILES = (CONFIG, WEIGHTS, TRAIN_CONFIG, EVAL_DIR, MANIFEST)
+# What the app downloads from a pushed checkpoint (huggingface_hub allow_patterns): the model alone, or with eval/.
+MODEL_PATTERNS = list(MODEL_FILES)
+SERVED_PATTERNS = [CONFIG, WEIGHTS, CARD, MANIFEST, TRAIN_CONFIG, f"{EVAL_DIR}/*"]
+
+STATE_DIR = "state"  # Accelerate save_state folders for --resume
+STAGING_DIR = ".staging"  # a checkpoint being written, renamed into place piece by piece
+SNAPSHOT_DIR = ".hub_snapshot"  # --hub-strategy every_epoch: the epoch's model files being pushed
+LOCAL_ONLY = (STATE_DIR, STAGING_DIR, SNAPSHOT_DIR)  # never pushed: resume state (pickles) and scratch dirs
+
+SPACE_CONFIG = "space_config.json"  # beside a Space's app.py: the model (and revision) it serves
+# The code a Space runs (--create-space ships these, whole folders minus caches): the app and the side-effect-free
+# pieces it reads a checkpoint with. The engine, the Hub pushers and the data sources/loaders never run there;
+# pyproject.toml's import contracts keep space/ from importing them, and a test checks the list is closed.
+SPACE_SOURCES = ("app.py", "space", "trainer/__init__.py", "trainer/errors.py", "trainer/config.py",
+                 "trainer/audio", "trainer/checkpoint", "trainer/evaluation",
+                 "trainer/data/__init__.py", "trainer/data/images.py", "trainer/data/folder_labels.py")
+
+
+def config_fields(label_names: list[str], audio: dict | None = None, temperature: float | None = None) -> dict:
+    """Our keys in config.json beside timm's: label names, modality (+ the audio front end), temperature."""
+    fields: dict = {"label_names": list(label_names), "modality": "audio" if audio is not None else "image"}
+    if audio is not None:
+        fields["audio"] = dict(audio)
+    if temperature is not None:
+        fields["temperature"] = temperature
+    return fields
+
+
+def primary_split(results: dict) -> str:
+    """The split eval/ describes: test when there is one, else val."""
+    return "test" if "test" in results else "val"

@@ -1,0 +1,110 @@
+"""Open a checkpoint — a local dir or `hf-hub:org/name[@revision]` — check it is one of ours, and load it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.checkpoint.contract import CONFIG, MANIFEST, MODEL_PATTERNS, SCHEMA_VERSION, SERVED_PATTERNS, WEIGHTS
+from trainer.errors import UserError, network_errors
+
+HUB_PREFIX = "hf-hub:"
+
+
+@dataclass
+class CheckpointRef:
+    """Where a checkpoint lives: a Hub repo at a revision, or a local dir."""
+
+    repo_id: str | None = None
+    revision: str | None = None
+    path: Path | None = None
+
+    def __str__(self) -> str:
+        if self.repo_id:
+            return f"{HUB_PREFIX}{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+        return str(self.path)
+
+
+def parse_ref(ref: str) -> CheckpointRef:
+    """`hf-hub:org/name@rev` (revision optional) or a local directory path."""
+    if ref.startswith(HUB_PREFIX):
+        repo, _, revision = ref[len(HUB_PREFIX):].partition("@")
+        if repo.count("/") != 1 or not all(repo.split("/")):
+            raise UserError(f"{ref!r}: expected hf-hub:org/name or hf-hub:org/name@revision.")
+        return CheckpointRef(repo_id=repo, revision=revision or None)
+    path = Path(ref).expanduser()
+    if not path.is_dir():
+        hint = f" For a Hub model write hf-hub:{ref}." if ref.count("/") == 1 and not path.exists() else ""
+        raise UserError(f"checkpoint {ref!r}: no such directory.{hint}")
+    return CheckpointRef(path=path)
+
+
+def _download(ref: CheckpointRef, token: str | None, with_eval: bool) -> Path:
+    """snapshot_download of the served files; offline or unreachable → the local cache when it has them."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        return Path(snapshot_download(ref.repo_id, revision=ref.revision, token=token,
+                                      allow_patterns=SERVED_PATTERNS if with_eval else MODEL_PATTERNS))
+    except GatedRepoError:
+        raise UserError(f"{ref}: the repo is gated; accept its terms on the Hub and pass a token.") from None
+    except RepositoryNotFoundError:
+        raise UserError(f"{ref}: repository not found. Check the id; if it is private, log in (`hf auth login`) "
+                        "or set HF_TOKEN.") from None
+    except RevisionNotFoundError:
+        raise UserError(f"{ref}: revision {ref.revision!r} not found (use a branch, tag or commit sha).") from None
+    except LocalEntryNotFoundError:
+        raise UserError(f"{ref}: the Hub cannot be reached and the model is not in the local cache "
+                        "(HF_HOME). Connect once to download it, or pass a local checkpoint dir.") from None
+    except network_errors() as e:
+        raise UserError(f"{ref}: download failed ({type(e).__name__}: {str(e)[:200]}).") from None
+
+
+def check_checkpoint(path: Path, where: str) -> dict:
+    """config.json of one of our checkpoints, or a clear error saying why this one is not."""
+    cfg_path = path / CONFIG
+    if not cfg_path.exists() or not (path / WEIGHTS).exists():
+        raise UserError(f"{where} is not a timm checkpoint: config.json and model.safetensors are needed "
+                        "(train one with trainer/train.py).")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except ValueError as e:
+        raise UserError(f"{where}: config.json is not valid JSON ({e}).") from None
+    labels = cfg.get("label_names") or cfg.get("pretrained_cfg", {}).get("label_names")
+    if not cfg.get("architecture") or not labels:
+        raise UserError(f"{where} is a timm checkpoint without label_names: not trained by timm-space, "
+                        "so the app cannot name its classes.")
+    if cfg.get("num_classes") not in (None, len(labels)):
+        raise UserError(f"{where}: num_classes {cfg.get('num_classes')} != {len(labels)} label_names.")
+    if cfg.get("modality", "image") not in ("image", "audio"):
+        raise UserError(f"{where}: unknown modality {cfg.get('modality')!r} (expected image or audio).")
+    if cfg.get("modality") == "audio" and not isinstance(cfg.get("audio"), dict):
+        raise UserError(f"{where}: an audio checkpoint without the `audio` front-end block in config.json; "
+                        "retrain it with trainer/train.py (checkpoint schema 2).")
+    manifest = path / MANIFEST
+    version = json.loads(manifest.read_text()).get("schema_version", 1) if manifest.exists() else 1
+    if version > SCHEMA_VERSION:
+        raise UserError(f"{where} was written with checkpoint schema {version}; this code reads up to "
+                        f"{SCHEMA_VERSION}. Update timm-space.")
+    return {**cfg, "label_names": list(labels)}
+
+
+def open_checkpoint(ref: str, token: str | None = None, with_eval: bool = True) -> tuple[Path, dict]:
+    """(local dir holding the files, checked config) for a local dir or an hf-hub: reference."""
+    parsed = parse_ref(ref)
+    path = parsed.path if parsed.path is not None else _download(parsed, token, with_eval)
+    return path, check_checkpoint(path, str(parsed))
+
+
+def load_model(path: Path):
+    """The timm model in eval mode, loaded from a checked local dir (safetensors only)."""
+    import timm
+
+    return timm.create_model(f"local-dir:{path}", pretrained=True).eval()

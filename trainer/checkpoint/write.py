@@ -1,0 +1,219 @@
+"""Write the checkpoint contract (timm HF format + eval/ + manifest) into the output dir atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from trainer.checkpoint.card import write_card
+from trainer.checkpoint.contract import (
+    CONFIG,
+    EVAL_DIR,
+    MANIFEST,
+    SCHEMA_VERSION,
+    STAGING_DIR,
+    TRAIN_CONFIG,
+    WEIGHTS,
+    config_fields,
+    primary_split,
+)
+from trainer.data.images import to_rgb
+from trainer.evaluation.plots import confusion_matrix_figure, reliability_figure, save_png
+
+PACKAGES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate", "huggingface_hub", "safetensors")
+THUMB_MAX = 96  # px, longest side of an error-analysis thumbnail
+EXAMPLE_MAX = 224  # px, longest side of a per-class example image
+TOP_LOSS_N, PER_CELL_N, MAX_SAMPLE_FILES = 24, 4, 240
+
+
+def write_json(path: Path, obj) -> None:
+    """JSON via temp file + rename."""
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+    os.replace(tmp, path)
+
+
+def _jsonable(o):
+    """numpy scalars/arrays and paths in JSON."""
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def redact_argv(argv: list[str], secrets: tuple = ("--hub-token",)) -> list[str]:
+    """The command line with secret values replaced by ***."""
+    out, hide = [], False
+    for arg in argv:
+        if hide:
+            out.append("***")
+            hide = False
+        elif arg in secrets:
+            out.append(arg)
+            hide = True
+        elif arg.split("=", 1)[0] in secrets:
+            out.append(arg.split("=", 1)[0] + "=***")
+        else:
+            out.append(arg)
+    return out
+
+
+def manifest(argv: list[str], config: dict, source: dict, wall_s: float, hardware: dict) -> dict:
+    """Provenance of a run: command, config, versions, git sha, data, hardware, time, schema version."""
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        sha = None
+    return {"schema_version": SCHEMA_VERSION, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": redact_argv(argv), "config": config, "dataset": source, "seed": config.get("seed"),
+            "versions": {"python": platform.python_version(), **versions}, "git_sha": sha,
+            "hardware": hardware, "wall_time_s": round(wall_s, 1)}
+
+
+def write_predictions(path: Path, preds: dict) -> None:
+    """eval/predictions.parquet: split, index, label, pred, loss, raw logits — one row per evaluated sample."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    for split, p in preds.items():
+        logits = p["logits"].astype(np.float32)
+        tables.append(pa.table({
+            "split": [split] * len(logits), "index": p["index"].astype(np.int64),
+            "label": p["labels"].astype(np.int64), "pred": logits.argmax(1).astype(np.int64),
+            "loss": p["loss"].astype(np.float32),
+            "logits": pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), logits.shape[1])}))
+    tmp = Path(f"{path}.tmp")
+    pq.write_table(pa.concat_tables(tables), tmp)
+    os.replace(tmp, path)
+
+
+def _save_image(image, path: Path, max_side: int) -> None:
+    """A PNG no larger than max_side on its longest side."""
+    image = to_rgb(image)
+    image.thumbnail((max_side, max_side))
+    image.save(path, format="PNG")
+
+
+def write_samples(root: Path, ds, input_column: str, pred: dict, label_names: list[str]) -> dict:
+    """Thumbnails of top-loss samples, of each confused (true, pred) cell, and one example per class."""
+    root.mkdir(parents=True, exist_ok=True)
+    labels, preds, loss = pred["labels"], pred["logits"].argmax(1), pred["loss"]
+    index: dict = {"top_loss": [], "cells": {}, "examples": []}
+    used = 0
+
+    def save(row: int, kind: str, max_side: int) -> dict:
+        nonlocal used
+        name = f"{kind}_{int(pred['index'][row])}.png"
+        if not (root / name).exists():
+            _save_image(ds[int(pred["index"][row])][input_column], root / name, max_side)
+            used += 1
+        return {"file": f"samples/{name}", "index": int(pred["index"][row]), "label": label_names[labels[row]],
+                "pred": label_names[preds[row]], "loss": float(loss[row])}
+
+    for row in np.argsort(-loss)[:TOP_LOSS_N]:
+        index["top_loss"].append(save(row, "sample", THUMB_MAX))
+    for row in np.argsort(-loss):
+        t, p = int(labels[row]), int(preds[row])
+        cell = index["cells"].setdefault(f"{t},{p}", []) if t != p else None
+        if cell is not None and len(cell) < PER_CELL_N and used < MAX_SAMPLE_FILES:
+            cell.append(save(row, "sample", THUMB_MAX))
+    for c in range(len(label_names)):
+        rows = np.flatnonzero((labels == c) & (preds == c))
+        if len(rows):
+            index["examples"].append(save(rows[np.argmin(loss[rows])], "example", EXAMPLE_MAX))
+    return index
+
+
+def _per_class(per_class: dict, label_names: list[str]) -> dict:
+    """{label: {precision, recall, f1, specificity, support}}."""
+    return {name: {k: per_class[k][i] for k in ("precision", "recall", "f1", "specificity", "support")}
+            for i, name in enumerate(label_names)}
+
+
+def _write_eval(eval_dir: Path, results: dict, primary: str, label_names: list[str], history: list) -> None:
+    """metrics.json (every split), per_class/confusion/reliability for the primary split."""
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    main = results[primary]
+    write_json(eval_dir / "metrics.json", {"primary_split": primary,
+                                           **{s: r["metrics"] for s, r in results.items()}})
+    write_json(eval_dir / "per_class.json", _per_class(main["per_class"], label_names))
+    write_json(eval_dir / "confusion_matrix.json", {"split": primary, "labels": label_names,
+                                                    "matrix": main["confusion_matrix"]})
+    write_json(eval_dir / "reliability.json", {"split": primary, **main["reliability"]})
+    write_json(eval_dir / "history.json", history)
+    _write_plots(eval_dir, main, label_names, primary)
+
+
+def _write_plots(eval_dir: Path, main: dict, label_names: list[str], primary: str) -> None:
+    """confusion_matrix.png and reliability.png for the model card and for people browsing the files."""
+    save_png(confusion_matrix_figure(main["confusion_matrix"], label_names, title=f"{primary} split"),
+             eval_dir / "confusion_matrix.png")
+    save_png(reliability_figure(main["reliability"]), eval_dir / "reliability.png")
+
+
+def _install(staging: Path, out: Path) -> None:
+    """Move staged files/dirs into out, each by rename; an old dir is swapped out before it is deleted."""
+    for item in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):  # manifest last
+        target = out / item.name
+        if item.is_dir() and target.exists():
+            old = out / f".old_{item.name}"
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+            item.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(item, target)
+    staging.rmdir()
+
+
+def save_model_files(model, directory: Path, data_cfg: dict, label_names: list[str], audio: dict | None = None,
+                     temperature: float | None = None) -> None:
+    """config.json + model.safetensors in timm's HF format: the one writer of model files (final and every-epoch).
+
+    This is timm.models.save_for_hf(safe_serialization=True) without its one step that fails here: save_for_hf
+    saves model.state_dict() as it is, and safetensors refuses channels_last strides. Converting the live model in
+    place would change the memory format of a model that may still be training, so the tensors are made
+    contiguous on their way to the file instead.
+    """
+    from safetensors.torch import save_file
+    from timm.models._hub import save_config_for_hf  # save_for_hf's own config writer (not re-exported by timm)
+
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(directory / WEIGHTS))
+    save_config_for_hf(model, str(directory / CONFIG), data_config=data_cfg,
+                                   model_config=config_fields(label_names, audio, temperature))
+
+
+def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], temperature: float,
+                     train_config: dict, results: dict, preds: dict, sample_ds, input_column: str,
+                     history: list, run_manifest: dict, audio: dict | None = None) -> None:
+    """Stage the whole contract in out/.staging, then rename each piece into out (manifest last)."""
+    staging = out / STAGING_DIR
+    shutil.rmtree(staging, ignore_errors=True)
+    save_model_files(model, staging, data_cfg, label_names, audio, temperature)
+    write_json(staging / TRAIN_CONFIG, train_config)
+    primary = primary_split(results)
+    _write_eval(staging / EVAL_DIR, results, primary, label_names, history)
+    write_predictions(staging / EVAL_DIR / "predictions.parquet", preds)
+    samples = write_samples(staging / EVAL_DIR / "samples", sample_ds, input_column, preds[primary], label_names)
+    write_json(staging / EVAL_DIR / "samples.json", {"split": primary, **samples})
+    write_json(staging / MANIFEST, run_manifest)
+    write_card(staging, final_dir=out)
+    _install(staging, out)

@@ -1,0 +1,217 @@
+"""Audio training data: decode + resample ONCE into memory (or per epoch in workers), then crop, augment and
+log-mel batched on the training device — the audio twin of the image decode-once path (trainer/data/images.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from trainer.audio.decode import decode, load_waveform
+from trainer.audio.frontend import LogMel, spectrogram_image
+from trainer.config import AudioConfig
+from trainer.data.images import decode_all
+from trainer.errors import UserError
+
+KEEP_CLIPS = 3  # collate keeps at most this many clip lengths of a long wave (see pad_collate)
+
+
+class WaveDataset(torch.utils.data.Dataset):
+    """A datasets split with an Audio column, decoded by our loader (not datasets'): (wave, label, row)."""
+
+    def __init__(self, ds, column: str, label_column: str, sample_rate: int) -> None:
+        import datasets
+
+        # Undecoded bytes/paths: trainer.audio.decode decodes them exactly as the app decodes an upload.
+        self.ds = ds.cast_column(column, datasets.Audio(decode=False))
+        self.column, self.label_column, self.sample_rate = column, label_column, sample_rate
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> tuple:
+        row = self.ds[i]
+        wave, _ = load_waveform(row[self.column], self.sample_rate, name=f"row {i}", allow_silence=True)
+        return wave, row[self.label_column], i
+
+
+class CachedWaves(torch.utils.data.Dataset):
+    """Decoded waves held in one flat float32 tensor (offsets, lengths): (wave, label, row)."""
+
+    def __init__(self, flat: torch.Tensor, offsets: torch.Tensor, labels: torch.Tensor) -> None:
+        self.flat, self.offsets, self.labels = flat, offsets, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple:
+        return self.flat[self.offsets[i]: self.offsets[i + 1]], int(self.labels[i]), i
+
+    @classmethod
+    def pack(cls, batches: list) -> CachedWaves:
+        """From the batches of decode_all(..., collate_fn=list): lists of (wave, label, row)."""
+        waves = [w for batch in batches for w, _, _ in batch]
+        labels = [y for batch in batches for _, y, _ in batch]
+        offsets = torch.tensor([0, *np.cumsum([len(w) for w in waves])], dtype=torch.long)
+        return cls(torch.cat(waves), offsets, torch.tensor(labels, dtype=torch.long))
+
+
+def decode_waves(ds: WaveDataset, num_workers: int, desc: str) -> CachedWaves:
+    """Decode + resample a whole split once (parallel workers, progress bar) into a CachedWaves."""
+    return CachedWaves.pack(decode_all(ds, num_workers, desc, batch_size=64, collate_fn=list))
+
+
+class PadCollate:
+    """[(wave, label, row)] → ((waves (B, L) zero-padded, lengths (B,)), labels, rows) for the device crop.
+
+    Waves longer than KEEP_CLIPS clips are first cut to a window of that length (random in training, centred
+    in eval), so one long file does not ship minutes of samples to the device for a 1-second crop.
+    """
+
+    def __init__(self, clip_samples: int, train: bool) -> None:
+        self.keep, self.train = KEEP_CLIPS * clip_samples, train
+
+    def __call__(self, batch: list) -> tuple:
+        waves = []
+        for w, _, _ in batch:
+            if len(w) > self.keep:
+                extra = len(w) - self.keep
+                start = int(torch.randint(0, extra + 1, ())) if self.train else extra // 2
+                w = w[start: start + self.keep]
+            waves.append(w)
+        lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
+        padded = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True) if waves else torch.zeros(0, 0)
+        labels = torch.tensor([y for _, y, _ in batch], dtype=torch.long)
+        rows = torch.tensor([i for _, _, i in batch], dtype=torch.long)
+        return (padded, lengths), labels, rows
+
+
+def augment_waves(clips: torch.Tensor, cfg: AudioConfig) -> torch.Tensor:
+    """Random gain (±gain_db), time shift (≤ shift × clip, zero-filled) and white noise at a random SNR, batched."""
+    b, n, dev = clips.shape[0], clips.shape[1], clips.device
+    if cfg.gain_db > 0:
+        clips = clips * 10 ** ((torch.rand(b, 1, device=dev) * 2 - 1) * cfg.gain_db / 20)
+    if cfg.shift > 0:
+        shift = ((torch.rand(b, device=dev) * 2 - 1) * cfg.shift * n).long()
+        clips = _shift(clips, shift)
+    if cfg.noise_prob > 0:
+        lo, hi = cfg.noise_snr
+        snr = lo + torch.rand(b, 1, device=dev) * (hi - lo)
+        power = clips.square().mean(1, keepdim=True)
+        scale = torch.sqrt(power / 10 ** (snr / 10)) * (torch.rand(b, 1, device=dev) < cfg.noise_prob)
+        clips = clips + torch.randn_like(clips) * scale
+    return clips
+
+
+def _shift(clips: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Move each clip right by shift[i] samples (left if negative), filling with zeros."""
+    n = clips.shape[1]
+    idx = torch.arange(n, device=clips.device)[None] - shift[:, None]
+    valid = (idx >= 0) & (idx < n)
+    return torch.gather(clips, 1, idx.clamp(0, n - 1)) * valid
+
+
+def spec_augment(spec: torch.Tensor, cfg: AudioConfig) -> torch.Tensor:
+    """SpecAugment (Park et al. 2019): num_masks frequency and time masks per clip, set to 0 (the normalised mean)."""
+    b, _, n_freq, n_time = spec.shape
+    dev = spec.device
+    keep = torch.ones(b, 1, n_freq, n_time, device=dev, dtype=torch.bool)
+    for size, width, dim in ((n_freq, cfg.freq_mask, 2), (n_time, cfg.time_mask, 3)):
+        if width <= 0:
+            continue
+        for _ in range(cfg.num_masks):
+            w = (torch.rand(b, device=dev) * (min(width, size) + 1)).long()
+            start = (torch.rand(b, device=dev) * (size - w + 1)).long()
+            pos = torch.arange(size, device=dev)[None]
+            band = (pos >= start[:, None]) & (pos < (start + w)[:, None])  # (b, size)
+            shape = (b, 1, size, 1) if dim == 2 else (b, 1, 1, size)
+            keep &= ~band.view(shape)
+    return spec * keep
+
+
+class AudioPreprocess:
+    """(padded waves, lengths) on the device → the model's input; training adds crop/wave/SpecAugment noise."""
+
+    def __init__(self, cfg: AudioConfig, train: bool, channels_last: bool) -> None:
+        self.cfg, self.train, self.channels_last = cfg, train, channels_last
+        self.front = LogMel(cfg)
+
+    def __call__(self, x: tuple) -> torch.Tensor:
+        """Apply to one batch."""
+        waves, lengths = x
+        clips = self.front.clips(waves, lengths, train=self.train)
+        if self.train:
+            clips = augment_waves(clips, self.cfg)
+        spec = self.front(clips)
+        if self.train:
+            spec = spec_augment(spec, self.cfg)
+        return spec.contiguous(memory_format=torch.channels_last) if self.channels_last else spec
+
+
+def spec_stats(ds: torch.utils.data.Dataset, cfg: AudioConfig, n: int) -> tuple[float, float]:
+    """(mean, std) of the un-normalised log-mel of up to n train clips (centred, no augmentation)."""
+    idx = np.random.default_rng(0).permutation(len(ds))[:n]
+    front, collate = LogMel(cfg), PadCollate(cfg.clip_samples, train=False)
+    total = total_sq = count = 0.0
+    for i in range(0, len(idx), 256):
+        (waves, lengths), _, _ = collate([ds[int(j)] for j in idx[i: i + 256]])
+        spec = front.spectrogram(front.clips(waves, lengths)).double()
+        total, total_sq, count = total + spec.sum().item(), total_sq + spec.square().sum().item(), count + spec.numel()
+    mean = total / count
+    return float(mean), float(max(total_sq / count - mean**2, 1e-12) ** 0.5)
+
+
+def wave_bytes(ds: WaveDataset, n_rows: int) -> float:
+    """Estimated bytes of n_rows decoded float32 waves, from the first 32 clips of ds."""
+    probe = [len(ds[i][0]) for i in range(min(32, len(ds)))]
+    return float(np.mean(probe)) * 4 * n_rows
+
+
+def with_stats(cfg: AudioConfig, train_ds, log=print) -> AudioConfig:
+    """The audio config with --spec-mean/--spec-std filled in from the train split when not given."""
+    if cfg.spec_mean is not None and cfg.spec_std is not None:
+        return cfg
+    mean, std = spec_stats(train_ds, cfg, cfg.stats_samples)
+    log(f"log-mel statistics on {min(len(train_ds), cfg.stats_samples)} train clips: mean {mean:.2f} dB, "
+        f"std {std:.2f} dB", flush=True)
+    return dataclasses.replace(cfg, spec_mean=cfg.spec_mean if cfg.spec_mean is not None else mean,
+                               spec_std=cfg.spec_std if cfg.spec_std is not None else std)
+
+
+def audio_data_cfg(cfg: AudioConfig) -> dict:
+    """timm's data config for a spectrogram input: (C, n_mels, frames) and the log-mel normalisation."""
+    c = cfg.in_chans
+    return {"input_size": (c, cfg.n_mels, cfg.frames), "interpolation": "bilinear", "mean": (cfg.spec_mean,) * c,
+            "std": (cfg.spec_std,) * c, "crop_pct": 1.0, "crop_mode": "center"}
+
+
+class SpectrogramRows:
+    """Rows of a split whose audio column reads as the eval spectrogram image (for eval/samples thumbnails)."""
+
+    def __init__(self, ds, column: str, cfg: AudioConfig) -> None:
+        import datasets
+
+        self.ds, self.column, self.front = ds.cast_column(column, datasets.Audio(decode=False)), column, LogMel(cfg)
+
+    def __getitem__(self, i: int) -> dict:
+        source = self.ds[i][self.column]
+        wave, _ = load_waveform(source, self.front.cfg.sample_rate, name=f"row {i}", allow_silence=True)
+        return {self.column: spectrogram_image(self.front.eval_input(wave)[0])}
+
+
+def verify_audio(ds, column: str) -> tuple:
+    """Drop rows whose audio does not decode (local folders); return (dataset, dropped count)."""
+    import datasets
+
+
+    def ok(example: dict) -> bool:
+        try:
+            decode(example[column])
+            return True
+        except UserError:
+            return False
+
+    raw = ds.cast_column(column, datasets.Audio(decode=False))
+    kept = raw.filter(ok, desc="check audio")
+    return kept.cast_column(column, ds.features[column]), len(ds) - len(kept)

@@ -1,0 +1,64 @@
+"""Stratified K-fold cross-validation: one checkpoint per fold, a mean ± std summary, best fold served."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from trainer.checkpoint.card import write_card
+from trainer.checkpoint.contract import FOLDS_DIR, SERVED_FILES
+from trainer.checkpoint.write import write_json
+from trainer.config import TrainConfig
+from trainer.data.bundle import DataBundle
+from trainer.data.extra import split_off_extra
+from trainer.data.splits import label_array
+
+
+def summarize(per_fold: list[dict]) -> dict:
+    """{split: {metric: {mean, std, values}}} over folds, for every numeric metric."""
+    summary: dict = {}
+    for split in per_fold[0]:
+        keys = [k for k, v in per_fold[0][split].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        summary[split] = {k: {"mean": float(np.mean(vals)), "std": float(np.std(vals)), "values": vals}
+                          for k in keys for vals in [[float(f[split][k]) for f in per_fold]]}
+    return summary
+
+
+def run_folds(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, run_one: Callable) -> dict:
+    """Train K folds of train+val (seed-fixed, stratified); copy the best fold by val --metric into out."""
+    import datasets
+    from sklearn.model_selection import StratifiedKFold
+
+    base, extra = split_off_extra(bundle.train, bundle.source)  # --extra-data rows train in every fold, never val
+    pool = datasets.concatenate_datasets([base, bundle.val])
+    labels = label_array(pool, bundle.label_column)
+    folds = StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed).split(labels, labels)
+    per_fold = []
+    for k, (train_idx, val_idx) in enumerate(folds):
+        accelerator.print(f"fold {k + 1}/{cfg.folds}: {len(train_idx)} train / {len(val_idx)} val", flush=True)
+        fold_dir = out / FOLDS_DIR / str(k)
+        fold_cfg = dataclasses.replace(cfg, output_dir=str(fold_dir))
+        train = pool.select(train_idx)
+        train = datasets.concatenate_datasets([train, extra]) if extra is not None else train
+        fold_bundle = dataclasses.replace(bundle, train=train, val=pool.select(val_idx))
+        per_fold.append(run_one(fold_cfg, accelerator, fold_bundle, fold_dir))
+        accelerator.free_memory()
+    sign = -1 if cfg.metric == "loss" else 1
+    best = int(np.argmax([sign * f["val"][cfg.metric] for f in per_fold]))
+    summary = {"folds": cfg.folds, "metric": cfg.metric, "best_fold": best, "summary": summarize(per_fold)}
+    if accelerator.is_main_process:
+        write_json(out / FOLDS_DIR / "summary.json", summary)
+        for name in SERVED_FILES:  # the served model: the best fold, copied file by file
+            src, dst = out / FOLDS_DIR / str(best) / name, out / name
+            if src.is_dir():
+                shutil.rmtree(dst, ignore_errors=True)
+                shutil.copytree(src, dst)
+            else:
+                shutil.copy2(src, dst)
+        write_card(out)  # the card describes the served (best) fold, under out's name
+    accelerator.wait_for_everyone()
+    return summary

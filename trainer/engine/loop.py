@@ -1,0 +1,219 @@
+"""The Accelerate training loop: epochs, fine-tune phases, EMA, early stopping, save/resume."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from trainer.checkpoint.contract import STATE_DIR
+from trainer.config import TrainConfig
+from trainer.data.loaders import Loaders
+from trainer.engine.optim import set_phase
+from trainer.errors import UserError
+
+
+@dataclass
+class TrainState:
+    """Progress that must survive a restart; saved by Accelerate's save_state with the weights."""
+
+    epoch: int = -1  # last finished epoch
+    step: int = 0  # optimizer steps taken
+    best: float | None = None
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list = field(default_factory=list)
+
+    def state_dict(self) -> dict:
+        """For Accelerate's register_for_checkpointing."""
+        return asdict(self)
+
+    def load_state_dict(self, d: dict) -> None:
+        """For Accelerate's load_state."""
+        self.__dict__.update(d)
+
+
+def find_resume(out: Path, resume: str | None) -> Path | None:
+    """The state dir to resume from: 'auto' → latest in out/state (None if there is none), or a path."""
+    if not resume:
+        return None
+    if resume != "auto":
+        path = Path(resume)
+        if not (path / "train_state.json").exists() and not any(path.glob("*.safetensors")):
+            raise UserError(f"--resume {resume}: not an Accelerate state dir of ours; use --resume auto.")
+        return path
+    states = sorted((out / STATE_DIR).glob("epoch_*"), key=lambda p: int(p.name.split("_")[1]))
+    return states[-1] if states else None
+
+
+def save_epoch_state(accelerator, out: Path, epoch: int) -> Path:
+    """save_state into a temp dir, rename it into place, keep only the newest (a kill leaves the old)."""
+    root = out / STATE_DIR
+    tmp, final = root / f".tmp_epoch_{epoch}", root / f"epoch_{epoch}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        for old in root.glob("epoch_*"):
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def save_best(accelerator, eval_model: torch.nn.Module, out: Path) -> None:
+    """Best-so-far weights (EMA when on), atomically, so a crash never loses them."""
+    from safetensors.torch import save_file
+
+    if accelerator.is_main_process:
+        sd = {k: v.detach().cpu().contiguous() for k, v in accelerator.unwrap_model(eval_model).state_dict().items()}
+        path = out / STATE_DIR / "best_model.safetensors"
+        save_file(sd, str(path) + ".tmp")
+        Path(str(path) + ".tmp").replace(path)
+    accelerator.wait_for_everyone()
+
+
+def improved(cfg: TrainConfig, value: float, best: float | None) -> bool:
+    """Whether `value` beats `best` for --metric (lower is better only for loss)."""
+    if best is None:
+        return True
+    return value < best if cfg.metric == "loss" else value > best
+
+
+def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
+    """One pass over the training data; returns the mean training loss."""
+    from tqdm.auto import tqdm
+
+    accelerator, cfg, st = ctx.accelerator, ctx.cfg, ctx.state
+    ctx.model.train()
+    set_phase(ctx.optimizer, cfg, epoch)
+    ctx.loaders.train.set_epoch(epoch)
+    total, count = 0.0, 0
+    meter = Throughput(cfg.batch_size * cfg.grad_accum * accelerator.num_processes)  # images per optimizer step
+    bar = tqdm(ctx.loaders.train, desc=f"epoch {epoch + 1}/{ctx.epochs}", disable=not accelerator.is_main_process,
+               leave=False)
+    for x, y, _ in bar:
+        with accelerator.accumulate(ctx.model):
+            x = ctx.loaders.train_preprocess(x)
+            if ctx.mixup is not None:
+                x, y = ctx.mixup(x, y)
+            with accelerator.autocast():
+                loss = ctx.criterion(ctx.model(x), y)
+            if not torch.isfinite(loss):
+                raise UserError(f"loss became {loss.item()} at step {st.step} (epoch {epoch + 1}); the last good "
+                                f"state is in {ctx.out / STATE_DIR}. Lower --lr or set --clip-grad, then --resume.")
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and cfg.optim.clip_grad:
+                accelerator.clip_grad_norm_(ctx.model.parameters(), cfg.optim.clip_grad)
+            ctx.optimizer.step()
+            ctx.optimizer.zero_grad(set_to_none=True)
+        if accelerator.sync_gradients:
+            st.step += 1
+            ctx.scheduler.step_update(st.step)
+            if ctx.ema is not None:
+                ctx.ema.update(accelerator.unwrap_model(ctx.model), step=st.step)
+            meter.step()
+            if st.step % cfg.log_interval == 0:
+                accelerator.print(f"step {st.step} loss {loss.item():.4f} lr {ctx.optimizer.param_groups[0]['lr']:.2e} "
+                          f"{meter.interval_rate():.1f} img/s", flush=True)
+        total, count = total + loss.item(), count + 1
+        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{ctx.optimizer.param_groups[0]['lr']:.2e}")
+        if cfg.max_steps is not None and st.step >= cfg.max_steps:
+            break
+    ctx.last_rate = meter.epoch_rate()
+    return total / max(count, 1)
+
+
+class Throughput:
+    """Training images/s over all processes, per log interval and per epoch (first step excluded: warm-up)."""
+
+    def __init__(self, images_per_step: int) -> None:
+        self.images_per_step = images_per_step
+        self.steps = self.mark_steps = 0
+        self.start = self.mark = None
+
+    def step(self) -> None:
+        """Count one optimizer step; the clock starts after the first."""
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = self.mark = now
+        else:
+            self.steps += 1
+        self.now = now
+
+    def interval_rate(self) -> float:
+        """img/s since the previous call."""
+        dt = self.now - self.mark
+        rate = (self.steps - self.mark_steps) * self.images_per_step / dt if dt > 0 else 0.0
+        self.mark, self.mark_steps = self.now, self.steps
+        return rate
+
+    def epoch_rate(self) -> float | None:
+        """img/s over the epoch after its first step; None for a one-step epoch."""
+        if not self.steps:
+            return None
+        return self.steps * self.images_per_step / (self.now - self.start)
+
+
+@dataclass
+class LoopContext:
+    """The prepared objects one training run shares."""
+
+    cfg: TrainConfig
+    accelerator: object
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    loaders: Loaders
+    criterion: Callable
+    mixup: Callable | None
+    ema: torch.nn.Module | None
+    state: TrainState
+    epochs: int
+    out: Path
+    last_rate: float | None = None  # training img/s of the last epoch
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights we evaluate and ship: the EMA when on."""
+        return self.ema.module if self.ema is not None else self.model
+
+
+def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict],
+        on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainState:
+    """Epochs of train → validate → keep best → save state (→ on_epoch_end), until epochs, steps or patience end."""
+    accelerator, cfg, st = ctx.accelerator, ctx.cfg, ctx.state
+    for epoch in range(st.epoch + 1, ctx.epochs):
+        train_loss = train_one_epoch(ctx, epoch)
+        metrics = validate(ctx.eval_model)
+        value = metrics[cfg.metric]
+        st.epoch = epoch
+        if improved(cfg, value, st.best):
+            st.best, st.best_epoch, st.bad_epochs = value, epoch, 0
+            save_best(accelerator, ctx.eval_model, ctx.out)
+        else:
+            st.bad_epochs += 1
+        row = {"epoch": epoch + 1, "step": st.step, "train_loss": train_loss, "train_img_per_s": ctx.last_rate or 0.0,
+               **{f"val_{k}": v for k, v in metrics.items()}}
+        st.history.append(row)
+        accelerator.log(row, step=st.step)
+        accelerator.print(f"epoch {epoch + 1}: train_loss {train_loss:.4f} val_{cfg.metric} {value:.4f} "
+                  f"(best {st.best:.4f} @ epoch {st.best_epoch + 1})", flush=True)
+        path = save_epoch_state(accelerator, ctx.out, epoch)
+        accelerator.print(f"saved state {path}", flush=True)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+        if cfg.max_steps is not None and st.step >= cfg.max_steps:
+            break
+        if cfg.patience is not None and st.bad_epochs >= cfg.patience:
+            accelerator.print(f"early stopping: no {cfg.metric} improvement for {cfg.patience} epochs", flush=True)
+            break
+    return st

@@ -1,0 +1,206 @@
+"""One training run wired together: accelerator, model, loaders, loop, final evaluation, checkpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from trainer.checkpoint.contract import MANIFEST, SNAPSHOT_DIR, STATE_DIR, TRAIN_CONFIG, primary_split
+from trainer.checkpoint.write import manifest, save_model_files, write_checkpoint, write_json
+from trainer.config import AudioConfig, TrainConfig
+from trainer.data.bundle import DataBundle
+from trainer.data.loaders import build_audio_loaders, build_loaders
+from trainer.data.streaming import build_stream_loaders
+from trainer.data.waves import SpectrogramRows
+from trainer.engine.loop import LoopContext, TrainState, find_resume, fit
+from trainer.engine.optim import build_loss, build_optim
+from trainer.errors import UserError
+from trainer.evaluation.calibration import fit_temperature, per_sample_loss
+from trainer.evaluation.predict import measure_latency, predict
+from trainer.evaluation.report import full_metrics, quick_metrics
+from trainer.hub.push import EpochPusher
+from trainer.model import create_model, resolve_data_cfg, set_pretrained_cfg
+
+
+def make_accelerator(cfg: TrainConfig, out: Path):
+    """Accelerator on GPU when there is one, else CPU (gloo) — also under `accelerate launch --multi_gpu`."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
+
+    # Fine-tuned ImageNet weights produce denormal floats; on x86 CPUs they made steps ~4x slower (measured).
+    torch.set_flush_denormal(True)
+    cuda = torch.cuda.is_available()
+    if cuda:  # timm train.py does the same: TF32 matmuls and cuDNN autotuning for fixed input sizes
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    return Accelerator(
+        cpu=not cuda, mixed_precision=resolve_precision(cfg.mixed_precision),
+        gradient_accumulation_steps=cfg.grad_accum, log_with=cfg.log_with,
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
+        # pinned uint8 batches copied asynchronously: the copy overlaps the previous step's compute
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, non_blocking=cuda))
+
+
+def resolve_precision(flag: str | None) -> str | None:
+    """--mixed-precision, else fp16/bf16/fp8 chosen through `accelerate launch`/config, else bf16 where CUDA has it.
+
+    `accelerate launch` always exports ACCELERATE_MIXED_PRECISION, "no" when nothing was chosen, so "no" there is
+    read as no choice; `--mixed-precision no` is how to train in fp32 on such a GPU.
+    """
+    if flag is not None or os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no":
+        return flag
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False) else None
+
+
+def check_output_dir(cfg: TrainConfig, overwrite: bool) -> Path:
+    """Refuse to mix a new run into a previous one unless --resume or --overwrite-output-dir says so."""
+    out = Path(cfg.output_dir)
+    previous = (out / MANIFEST).exists() or (out / STATE_DIR).exists()
+    if previous and not cfg.resume and not overwrite:
+        raise UserError(f"--output-dir {out} holds a previous run. Use --resume auto to continue it, "
+                        "--overwrite-output-dir to replace it, or choose another --output-dir.")
+    return out
+
+
+def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> tuple[LoopContext, dict]:
+    """Model, data config, loaders and optimizer, all prepared by Accelerate; resumes when asked."""
+    audio = bundle.modality == "audio"
+    model = create_model(cfg.model, len(bundle.label_names), bundle.label_names,
+                         in_chans=cfg.audio.in_chans if audio else 3)
+    if audio:  # the front end fixes the input size; its normalisation statistics come from the train split
+
+        loaders, data_cfg = build_audio_loaders(cfg, bundle, accelerator.num_processes, accelerator.print)
+    else:
+        data_cfg = resolve_data_cfg(model, cfg.model.img_size, cfg.model.crop_pct)
+        if cfg.data.streaming:
+            loaders = build_stream_loaders(cfg, bundle, data_cfg, accelerator)
+        else:
+            # rank 0 writes the --preresize cache first; the other ranks then read it instead of racing to write it
+            with accelerator.main_process_first() if cfg.data.preresize else contextlib.nullcontext():
+                loaders = build_loaders(cfg, bundle, data_cfg, accelerator.num_processes)
+    set_pretrained_cfg(model, data_cfg)
+    if cfg.model.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    per_process = len(loaders.train) if loaders.sharded else len(loaders.train) // accelerator.num_processes
+    steps = max(1, per_process // cfg.grad_accum)
+    optimizer, scheduler, epochs = build_optim(model, cfg, steps)
+    criterion, mixup = build_loss(cfg, loaders, len(bundle.label_names))
+    model, optimizer, loaders.train, loaders.val = accelerator.prepare(model, optimizer, loaders.train, loaders.val)
+    if loaders.test is not None:
+        loaders.test = accelerator.prepare(loaders.test)
+    criterion = criterion.to(accelerator.device)
+    ema = None
+    if cfg.model_ema:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(accelerator.unwrap_model(model), decay=cfg.model_ema_decay)
+    if cfg.torch_compile:  # in place, after the EMA copy: state_dict keys stay timm's (no `_orig_mod.` prefix)
+        accelerator.unwrap_model(model).compile()
+    state = TrainState()
+    accelerator.register_for_checkpointing(state)
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+    ctx = LoopContext(cfg, accelerator, model, optimizer, scheduler, loaders, criterion, mixup, ema, state,
+                      epochs, out)
+    resume = find_resume(out, cfg.resume)
+    if resume is not None:
+        accelerator.load_state(str(resume))
+        accelerator.print(f"resumed from {resume} (epoch {state.epoch + 1} done, step {state.step})", flush=True)
+    elif cfg.resume:
+        accelerator.print(f"--resume {cfg.resume}: no saved state in {out / STATE_DIR}, starting fresh", flush=True)
+    return ctx, data_cfg
+
+
+def load_best(ctx: LoopContext) -> torch.nn.Module:
+    """The best-by-metric weights, loaded into the evaluated (EMA or plain) model."""
+    from safetensors.torch import load_file
+
+    model = ctx.accelerator.unwrap_model(ctx.eval_model)
+    path = ctx.out / STATE_DIR / "best_model.safetensors"
+    if path.exists():
+        model.load_state_dict(load_file(str(path)))  # load_state_dict copies onto the model's device
+    return model
+
+
+def final_evaluation(ctx: LoopContext, bundle: DataBundle) -> tuple:
+    """Best model → predict val (+ test, once); fit the temperature on val; full metrics for every split."""
+    accelerator, n = ctx.accelerator, len(bundle.label_names)
+    model = load_best(ctx)
+    preds = {"val": predict(accelerator, model, ctx.loaders.val, ctx.loaders.eval_preprocess)}
+    if ctx.loaders.test is not None:
+        preds["test"] = predict(accelerator, model, ctx.loaders.test, ctx.loaders.eval_preprocess)
+    temperature = fit_temperature(preds["val"]["logits"], preds["val"]["labels"])
+    results = {}
+    for split, p in preds.items():
+        p["loss"] = per_sample_loss(p["logits"], p["labels"])
+        results[split] = full_metrics(p, n, temperature)
+    return model, preds, results, temperature
+
+
+def write_snapshot(ctx: LoopContext, data_cfg: dict, label_names: list[str], snap: Path) -> None:
+    """An every-epoch snapshot: the model files (the final checkpoint's writer), train_config.json and history."""
+    model = ctx.accelerator.unwrap_model(ctx.eval_model)
+    save_model_files(model, snap, data_cfg, label_names, audio=ctx.loaders.audio)
+    write_json(snap / TRAIN_CONFIG, ctx.cfg.to_dict())
+    write_json(snap / "history.json", ctx.state.history)
+
+
+def hardware(accelerator) -> dict:
+    """Where the run happened, for the manifest."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"device": str(accelerator.device), "gpu": gpu, "num_processes": accelerator.num_processes,
+            "distributed_type": str(accelerator.distributed_type), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "mixed_precision": accelerator.mixed_precision}
+
+
+def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> dict:
+    """Train, evaluate and write the checkpoint into `out`; return {split: metrics}."""
+    start = time.time()
+    ctx, data_cfg = build_context(cfg, accelerator, bundle, out)
+    if accelerator.is_main_process:
+        (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    n = len(bundle.label_names)
+    validate = lambda m: quick_metrics(predict(accelerator, m, ctx.loaders.val, ctx.loaders.eval_preprocess), n)  # noqa: E731
+    train_start = time.time()
+    pusher = None  # --hub-strategy every_epoch: the main process pushes each epoch's model in the background
+    if cfg.hub.push_to_hub and cfg.hub.hub_strategy == "every_epoch" and accelerator.is_main_process:
+        pusher = EpochPusher(cfg.hub, out / SNAPSHOT_DIR, cfg.metric,
+                             functools.partial(write_snapshot, ctx, data_cfg, bundle.label_names))
+    fit(ctx, validate, pusher)
+    if pusher is not None:
+        pusher.wait()
+    train_s = time.time() - train_start
+    model, preds, results, temperature = final_evaluation(ctx, bundle)
+    if accelerator.is_main_process:
+        latency = measure_latency(model, tuple(data_cfg["input_size"]), accelerator.device)
+        for r in results.values():
+            r["metrics"].update(latency)
+        primary = primary_split(results)
+        sample_ds = bundle.test if primary == "test" else bundle.val
+        if ctx.loaders.audio is not None:  # eval/samples/ then shows what the model saw: spectrograms
+
+            sample_ds = SpectrogramRows(sample_ds, bundle.input_column, AudioConfig.from_block(ctx.loaders.audio))
+        timing = {"train_time_s": round(train_s, 1), "decode_cache": ctx.loaders.decoded,
+                  "skipped_files": bundle.skipped}
+        run_manifest = manifest(sys.argv, cfg.to_dict(), bundle.source, time.time() - start,
+                                {**hardware(accelerator), **timing})
+        write_checkpoint(out, model, data_cfg, bundle.label_names, temperature, cfg.to_dict(), results, preds,
+                         sample_ds, bundle.input_column, ctx.state.history, run_manifest, audio=ctx.loaders.audio)
+        accelerator.print(f"checkpoint written to {out} ({primary} accuracy "
+                          f"{results[primary]['metrics']['accuracy']:.4f})", flush=True)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return {split: r["metrics"] for split, r in results.items()}
+
+
+def clear_previous(out: Path) -> None:
+    """--overwrite-output-dir: drop the old run's state so it is not resumed by mistake."""
+    shutil.rmtree(out / STATE_DIR, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Evaluation: predictions across processes, our local evaluate modules, calibration, plots."""
