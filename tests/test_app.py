@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.app_helpers import CONVERTED, REFUSED, free_port, photo, write_converted, write_refused
-from tests.conftest import REPO, cli_env
+from tests.helpers.app import CONVERTED, REFUSED, free_port, photo, write_converted, write_refused
+from tests.helpers.cli import REPO, cli_env
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a test run
 ENDPOINTS = {"/predict_image", "/predict_image_batch", "/predict_audio", "/metrics", "/metrics_view",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.audio_helpers import CONVERTED, long_wav, write_converted, write_refused
+from tests.helpers.audio import CONVERTED, long_wav, write_converted, write_refused
 from tests.test_app import _launch, _probs, _upload
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.audio_helpers import REFUSED, tone, write, write_refused
-from tests.conftest import AUDIO_VOICES, REPO
+from tests.helpers.audio import REFUSED, tone, write, write_refused
+from tests.helpers.cli import AUDIO_VOICES, REPO
 from trainer.audio.decode import load_waveform, resample
 from trainer.audio.frontend import LogMel, mel_filterbank, sliding_window_logits
 from trainer.config import AudioConfig
@@ -111,7 +111,7 @@ def test_bad_audio_gets_a_clear_user_error(tmp_path):
 def test_thirty_minute_clip_runs_through_the_sliding_window_in_bounded_memory(tmp_path):
     script = f"""
 import json, resource, torch
-from tests.audio_helpers import long_wav
+from tests.helpers.audio import long_wav
 from trainer.audio.frontend import LogMel, sliding_window_logits
 from trainer.audio.decode import load_waveform
 from trainer.config import AudioConfig
@@ -177,8 +177,9 @@ def test_cli_acceptance_command_writes_an_audio_checkpoint(audio_run):
     assert "audio-classification" in (audio_run / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_audio_folds_balance_and_mixup_run_unchanged(tmp_path, audio_env):
-    from tests.conftest import AUDIO_SMOKE, run_cli
+    from tests.helpers.cli import AUDIO_SMOKE, run_cli
 
     out = tmp_path / "folds"
     run_cli("trainer/train.py", *AUDIO_SMOKE, "--max-steps", "2", "--folds", "2", "--balance", "sampler",
@@ -189,8 +190,9 @@ def test_audio_folds_balance_and_mixup_run_unchanged(tmp_path, audio_env):
     assert cfg["audio"]["spec_channels"] == "multires" and cfg["pretrained_cfg"]["input_size"][0] == 3
 
 
+@pytest.mark.slow
 def test_validate_cli_evaluates_an_audio_checkpoint_with_its_own_front_end(audio_run, audio_env, tmp_path):
-    from tests.conftest import run_cli
+    from tests.helpers.cli import run_cli
 
     proc = run_cli("trainer/validate.py", "--checkpoint", str(audio_run), "--dataset", "spoken-digits", "--split",
                    "test", "--output-dir", str(tmp_path), env=audio_env)

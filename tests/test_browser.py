@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_helpers import free_port, photo
+from tests.helpers.app import free_port, photo
+
+pytestmark = pytest.mark.slow  # headless chromium against the launched app
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # Playwright must never fetch its own browser build: we launch the Debian one by path.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import make_imagefolder
+from tests.helpers.data import make_imagefolder
 from trainer.config import DataConfig
 from trainer.data.bundle import build_data
 from trainer.data.splits import label_array

@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from tests.app_helpers import photo
-from tests.conftest import SMOKE, make_imagefolder, run_cli
+from tests.helpers.app import photo
+from tests.helpers.cli import SMOKE, run_cli
+from tests.helpers.data import make_imagefolder
 from tests.test_app import _launch, _upload
 
 CAP = 6  # the app's --flywheel-max-files in these tests
@@ -40,6 +41,7 @@ def _stored(root) -> list:
     return sorted(p for p in root.glob("*/*") if not p.name.startswith("."))
 
 
+@pytest.mark.slow
 def test_correction_round_trip_through_the_api_and_the_next_training_run(flywheel_app, smoke_run, tmp_path):
     client, root, labels = flywheel_app
     assert client.predict(api_name="/correction_labels")["choices"] == [[x, x] for x in labels]

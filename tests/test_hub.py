@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SMOKE, cli_env, tree_hash
-from hub_server import LocalHub
+
+from tests.fakes.hub.server import LocalHub
+from tests.helpers.cli import REPO, SMOKE, cli_env, tree_hash
 
 TOKEN = "hf_timmspaceSECRET0123456789abcdef"  # a distinctive value, searched for everywhere afterwards
 USER = "testuser"
@@ -66,6 +67,7 @@ def upload_commits(hub: LocalHub, repo: str, repo_type: str = "model") -> list[d
     return [c for c in hub.commits(repo, repo_type) if "initial" not in c["title"].lower()]
 
 
+@pytest.mark.slow
 def test_train_push_pull_round_trip(hub, tmp_path, smoke_run):
     """2-step train → one commit → fresh cache loads identical logits; card metrics; revision pin; no state/."""
     out, repo = tmp_path / "run", f"{USER}/fmnist-tiny"
@@ -123,6 +125,7 @@ def assert_no_token(out: Path, logs: str, hub: LocalHub, *repos: str) -> None:
                 assert TOKEN.encode() not in data, (repo, name)
 
 
+@pytest.mark.slow
 def test_create_space_files_pin_the_pushed_revision(hub, tmp_path, smoke_run):
     """--create-space: gradio front matter at our pin, packages.txt, app files, model pinned at the pushed sha."""
     repo, space = f"{USER}/fmnist-space-model", f"{USER}/fmnist-demo"
@@ -187,6 +190,7 @@ def serve_space(files: dict[str, bytes], root: Path, env: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_cached_model_loads_with_the_server_stopped(hub, tmp_path, smoke_run):
     """Once downloaded, hf-hub: loads (timm and our reader) from the cache while the Hub is unreachable."""
     repo = f"{USER}/cached"
@@ -201,6 +205,7 @@ def test_cached_model_loads_with_the_server_stopped(hub, tmp_path, smoke_run):
     assert "metrics.json" in run(["-c", reader, f"hf-hub:{repo}"], env).stdout
 
 
+@pytest.mark.slow
 def test_push_with_hub_down_keeps_checkpoint_and_retry_works(hub, tmp_path, smoke_run):
     """Unreachable Hub: exit 2 with a retry command, checkpoint untouched; the retry pushes once."""
     repo, before = f"{USER}/retry", tree_hash(smoke_run)
@@ -245,6 +250,7 @@ print(json.dumps(res))
 """
 
 
+@pytest.mark.slow
 def test_pull_errors_are_clear(hub, tmp_path, smoke_run):
     """Unknown repo, private without token, not our checkpoint, newer schema, bad revision → clear messages."""
     env = hub_env(hub, tmp_path / "home")
@@ -268,6 +274,7 @@ def test_pull_errors_are_clear(hub, tmp_path, smoke_run):
     assert "revision 'nobranch' not found" in authed[refs[2]]
 
 
+@pytest.mark.slow
 def test_every_epoch_pushes_snapshots_then_the_final_checkpoint(hub, tmp_path):
     """--hub-strategy every_epoch: a servable snapshot per epoch (in the background), the full checkpoint last."""
     out, repo = tmp_path / "run", f"{USER}/every-epoch"

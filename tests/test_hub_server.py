@@ -1,4 +1,4 @@
-"""The local Hub test double (tests/hub_server.py) driven by the real huggingface_hub client, end to end.
+"""The local Hub test double (tests/fakes/hub/server.py) driven by the real huggingface_hub client, end to end.
 
 How the client is pointed at it: every client scenario runs in a subprocess whose environment sets HF_ENDPOINT,
 HF_TOKEN, HF_HUB_DISABLE_XET=1 and an isolated HF_HOME. huggingface_hub reads these into constants at import time,
@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hub_server import DEFAULT_TOKEN, DEFAULT_USER, LocalHub
+
+from tests.fakes.hub.server import DEFAULT_TOKEN, DEFAULT_USER, LocalHub
 
 REPO = f"{DEFAULT_USER}/tiny"
 WEIGHTS = random.Random(0).randbytes(1 << 20)  # a 1 MB binary "safetensors" file: always LFS on the Hub

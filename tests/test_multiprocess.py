@@ -8,7 +8,9 @@ import socket
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import SMOKE, run_cli
+from tests.helpers.cli import SMOKE, run_cli
+
+pytestmark = pytest.mark.slow  # 2-process accelerate launch runs
 
 
 def _launch(*args: str) -> list[str]:

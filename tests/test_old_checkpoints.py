@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.helpers.cli import REPO, run_cli
 
 FIXTURES = REPO / "tests" / "fixtures" / "checkpoints"
 EXPECTED = json.loads((FIXTURES / "expected_logits.json").read_text())

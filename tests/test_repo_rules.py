@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.helpers.cli import REPO
 
 SOURCES = sorted([*REPO.glob("trainer/**/*.py"), *REPO.glob("space/**/*.py"), *REPO.glob("bench/**/*.py"),
                   REPO / "app.py"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from tests.conftest import REPO
+from tests.helpers.cli import REPO
 
 # Words that speak about how or by whom the repo was built, or cite documents a reader cannot open.
 # Written so that this line does not match itself (\s for the spaces, [r] for the last letter).

@@ -8,7 +8,11 @@ import signal
 import subprocess
 import sys
 
-from tests.conftest import REPO, cli_env, run_cli
+import pytest
+
+from tests.helpers.cli import REPO, cli_env, run_cli
+
+pytestmark = pytest.mark.slow  # a training run killed with SIGKILL, then resumed
 
 ARGS = ["trainer/train.py", "--dataset", "fashion-mnist", "--model", "test_resnet", "--no-pretrained",
         "--img-size", "28", "--crop-pct", "1.0", "--epochs", "3", "--batch-size", "64", "--lr", "3e-3",

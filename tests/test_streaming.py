@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import SMOKE, make_imagefolder, run_cli
+from tests.helpers.cli import SMOKE, run_cli
+from tests.helpers.data import make_imagefolder
 from trainer.config import TrainConfig, parse_config
 from trainer.data.streaming import StreamingImages, StreamLoader, build_stream_data, stream_steps
 from trainer.errors import UserError
@@ -122,6 +123,7 @@ def test_streaming_needs_classlabel(tmp_path):
         build_stream_data(_cfg(str(tmp_path / "ints")))
 
 
+@pytest.mark.slow
 def test_streaming_cli_trains_and_writes_a_loadable_checkpoint(tmp_path):
     out = tmp_path / "run"
     proc = run_cli("trainer/train.py", *SMOKE, "--streaming", "--shuffle-buffer", "64", "--output-dir", str(out))

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from tests.conftest import SMOKE, run_cli, tree_hash
+from tests.helpers.cli import SMOKE, run_cli, tree_hash
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -106,6 +106,7 @@ def test_bad_input_clear_message_and_output_untouched(tmp_path, args, message):
     assert tree_hash(out) == before
 
 
+@pytest.mark.slow
 def test_refuses_to_mix_runs_without_resume(smoke_run):
     before = tree_hash(smoke_run)
     proc = run_cli("trainer/train.py", *SMOKE, "--output-dir", str(smoke_run), check=False)
@@ -113,8 +114,9 @@ def test_refuses_to_mix_runs_without_resume(smoke_run):
     assert tree_hash(smoke_run) == before
 
 
+@pytest.mark.slow
 def test_one_sample_class_in_imagefolder_via_cli(tmp_path):
-    from tests.conftest import make_imagefolder
+    from tests.helpers.data import make_imagefolder
 
     root = make_imagefolder(tmp_path / "photos", {"cat": 6, "dog": 6, "unicorn": 1})
     out = tmp_path / "out"
@@ -124,6 +126,7 @@ def test_one_sample_class_in_imagefolder_via_cli(tmp_path):
     assert "Traceback" not in proc.stderr and tree_hash(out) == "absent"
 
 
+@pytest.mark.slow
 def test_folds_write_per_fold_checkpoints_and_summary(tmp_path):
     out = tmp_path / "cv"
     flags = [f for f in SMOKE]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from trainer import weights
 
 ARCH = "tf_efficientnet_lite0"

@@ -7,8 +7,8 @@ import json
 import re
 from collections.abc import Callable
 
-from hub_routes import Request, Response, ok, readable, repo_url, writable
-from hub_store import SHA256, HubError, HubStore
+from tests.fakes.hub.routes import Request, Response, ok, readable, repo_url, writable
+from tests.fakes.hub.store import SHA256, HubError, HubStore
 
 LFS_JSON = {"Content-Type": "application/vnd.git-lfs+json"}
 Signer = Callable[[str], str]

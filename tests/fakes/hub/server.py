@@ -25,9 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from hub_files import route_files
-from hub_routes import INVALID_TOKEN, Request, Response, api
-from hub_store import HubError, HubStore
+from tests.fakes.hub.files import route_files
+from tests.fakes.hub.routes import INVALID_TOKEN, Request, Response, api
+from tests.fakes.hub.store import HubError, HubStore
 
 DEFAULT_TOKEN = "hf_test_token_localhub_0123456789abcdef"
 DEFAULT_USER = "testuser"

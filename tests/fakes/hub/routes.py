@@ -11,7 +11,18 @@ from email.message import Message
 from typing import Any
 from urllib.parse import parse_qs
 
-from hub_store import REPO_NAME, REPO_TYPES, SHA1, Entry, HubError, HubStore, Repo, file_item, folder_item, tree_listing
+from tests.fakes.hub.store import (
+    REPO_NAME,
+    REPO_TYPES,
+    SHA1,
+    Entry,
+    HubError,
+    HubStore,
+    Repo,
+    file_item,
+    folder_item,
+    tree_listing,
+)
 
 INVALID_TOKEN = "Invalid credentials in Authorization header"  # the client keys on this exact message
 

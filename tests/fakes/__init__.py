@@ -1,0 +1,1 @@
+"""Test doubles of services the tests cannot reach."""

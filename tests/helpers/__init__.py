@@ -1,0 +1,1 @@
+"""Shared test helpers: the CLI runner, tiny datasets, audio files and app clients."""

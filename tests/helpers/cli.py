@@ -1,0 +1,46 @@
+"""Run the real CLIs in subprocesses (offline, quiet), the shared smoke-run flags, and output-dir hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = ["--dataset", "fashion-mnist", "--model", "test_resnet", "--no-pretrained", "--max-steps", "4",
+         "--max-train-samples", "256", "--max-eval-samples", "128", "--img-size", "32"]
+# Audio: a 5-voice spoken-digits subset (450 clips, ~5 s to synthesize) in a session cache, not the full 101 voices.
+AUDIO_VOICES = "adam,croak,f3,klatt,m3"
+AUDIO_SMOKE = ["--dataset", "spoken-digits", "--model", "test_resnet", "--no-pretrained", "--max-steps", "4",
+               "--max-train-samples", "128", "--max-eval-samples", "64"]
+
+
+def cli_env(**extra: str) -> dict:
+    """The environment for CLI subprocesses: offline Hub (no retries), quiet progress bars."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TQDM_DISABLE="1",
+               PYTHONUNBUFFERED="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, timeout: int = 600, check: bool = True,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python <args>` from the repo root (extra environment in env); on unexpected failure show its output."""
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+                          env=cli_env(**(env or {})), timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def tree_hash(path: Path) -> str:
+    """sha256 over every file's relative path and bytes ('absent' for no dir)."""
+    if not path.exists():
+        return "absent"
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
