@@ -26,10 +26,10 @@ from trainer.data.images import (
 from trainer.data.splits import label_array
 from trainer.data.waves import (
     AudioPreprocess,
+    CachedWaves,
     PadCollate,
     WaveDataset,
     audio_data_cfg,
-    decode_waves,
     wave_bytes,
     with_stats,
 )
@@ -134,10 +134,11 @@ def build_audio_loaders(cfg: TrainConfig, bundle: DataBundle, num_processes: int
     """(Loaders, timm data config) for an audio bundle: waves decoded once when they fit, stats on train."""
     a, column, label = cfg.audio, bundle.input_column, bundle.label_column
     splits = {"train": bundle.train, "val": bundle.val, "test": bundle.test}
-    raw = {k: WaveDataset(v, column, label, a.sample_rate) for k, v in splits.items() if v is not None}
-    n_rows = sum(len(d) for d in raw.values())
-    decoded = use_decode_cache(cfg.data.decode_cache, wave_bytes(raw["train"], n_rows))
-    sets = {k: decode_waves(d, cfg.data.num_workers, f"decode {k}") for k, d in raw.items()} if decoded else raw
+    sets = {k: WaveDataset(v, column, label, a.sample_rate) for k, v in splits.items() if v is not None}
+    decoded = use_decode_cache(cfg.data.decode_cache, wave_bytes(sets["train"], sum(map(len, sets.values()))))
+    if decoded:  # lists of (wave, label, row) per batch, packed into one flat tensor per split
+        sets = {k: CachedWaves.pack(decode_all(d, cfg.data.num_workers, f"decode {k}", batch_size=64,
+                                               collate_fn=list)) for k, d in sets.items()}
     a = with_stats(a, sets["train"], log)
     counts = class_counts(bundle.train, label, len(bundle.label_names))
     workers = 0 if decoded else cfg.data.num_workers  # in-memory waves: worker IPC costs more than it saves

@@ -11,7 +11,6 @@ import torch
 from trainer.audio.decode import decode, load_waveform
 from trainer.audio.frontend import LogMel, spectrogram_image
 from trainer.config import AudioConfig
-from trainer.data.images import decode_all
 from trainer.errors import UserError
 
 KEEP_CLIPS = 3  # collate keeps at most this many clip lengths of a long wave (see pad_collate)
@@ -55,11 +54,6 @@ class CachedWaves(torch.utils.data.Dataset):
         labels = [y for batch in batches for _, y, _ in batch]
         offsets = torch.tensor([0, *np.cumsum([len(w) for w in waves])], dtype=torch.long)
         return cls(torch.cat(waves), offsets, torch.tensor(labels, dtype=torch.long))
-
-
-def decode_waves(ds: WaveDataset, num_workers: int, desc: str) -> CachedWaves:
-    """Decode + resample a whole split once (parallel workers, progress bar) into a CachedWaves."""
-    return CachedWaves.pack(decode_all(ds, num_workers, desc, batch_size=64, collate_fn=list))
 
 
 class PadCollate:
