@@ -23,7 +23,7 @@ def exit_on_user_error(main: Callable[[], object]) -> None:
 
 def network_errors() -> tuple[type[BaseException], ...]:
     """What a failed Hub call raises: huggingface_hub's HTTP client errors (HfHubHTTPError included) and OSError."""
-    import httpx2  # the HTTP client huggingface_hub 2.x is built on
+    import httpx2  # huggingface_hub 2.x's HTTP client; imported on use, as every CLI imports this module at start
 
     return httpx2.HTTPError, OSError
 
