@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from space.images import InputError, decode_image, upload_source
-from trainer.audio.decode import check_samples, decode
+from trainer.audio.decode import load_waveform
 from trainer.data.folder_labels import CORRECTIONS_LOG, label_to_folder
 from trainer.errors import UserError
 
@@ -31,7 +31,7 @@ IMAGE_SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "GIF": ".gif", "
                   "TIFF": ".tiff"}
 # Audio stored as sent must be a container datasets' audiofolder reads (it skips .m4a/.aac: those are refused).
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".webm")
-SOUNDFILE_SUFFIXES = {"WAV": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3"}  # libsndfile's format names
+FORMAT_SUFFIXES = {"WAV": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3"}  # the decoder's format names
 
 
 @dataclass(frozen=True)
@@ -100,10 +100,9 @@ def image_upload(payload, caps: Caps) -> Upload:
 def audio_upload(payload, caps: Caps) -> Upload:
     """An audio upload checked to decode (trainer/audio/decode.py, what training reads with); UserError if not."""
     data, name = _read(payload, caps.file_bytes)
-    wave, info = decode(data, name)
-    check_samples(wave, info, allow_silence=False)
-    # libsndfile names the container it read; for FFmpeg-only formats (Opus, WebM) the upload's suffix decides
-    suffix = SOUNDFILE_SUFFIXES.get(info.format.split(" ")[0], Path(name).suffix.lower())
+    _, info = load_waveform(data, None, name)  # at the file's own rate: nothing is resampled to check it
+    # the decoder names WAV, FLAC, OGG and MP3 streams; for the rest (Opus, WebM) the upload's suffix decides
+    suffix = FORMAT_SUFFIXES.get(info.format.split(" ")[0], Path(name).suffix.lower())
     if suffix not in AUDIO_SUFFIXES:
         raise InputError(f"{name}: {info.format} audio is not stored as corrections; convert it to WAV or FLAC "
                          f"(stored: {', '.join(AUDIO_SUFFIXES)}).")

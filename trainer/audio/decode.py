@@ -1,11 +1,14 @@
-"""Decode any audio input to one mono float32 wave at the front end's rate, with a clear error when it is unusable.
+"""Decode any audio input to one mono float32 wave at the model's rate, with bounded cost and a clear error when it
+is unusable.
 
-The same loader reads training rows (a datasets Audio column, read undecoded) and the app's uploads, so both
-sides see the same samples. libsndfile (soundfile) reads WAV of every sample format, FLAC, OGG and MP3 block by
-block, so a 30-minute file is downmixed without holding all its channels at once; FFmpeg (torchcodec, what
-`datasets` itself decodes with) is the fallback for the rest (AAC/M4A, WebM/Opus, …). Resampling to the model's
-rate is part of decoding: a band-limited windowed sinc, torchaudio's `functional.resample` algorithm re-implemented
-(tests/test_audio.py checks it against librosa).
+The same loader reads training rows (a datasets Audio column, read undecoded) and the app's uploads, so both sides
+see the same samples. FFmpeg decodes every format through torchcodec (what `datasets` itself decodes with). The cost
+of a request is bounded before and while decoding: the sample rate, channel count and duration come from the
+stream's metadata and are checked first; the stream is then decoded in chunks of CHUNK_FRAMES, each downmixed to
+mono and resampled at once, so neither a 384 kHz file nor a stream without a duration (WebM) is ever held whole at
+its own rate, and decoding stops past MAX_SECONDS. Resampling is torchaudio's band-limited sinc (the kernel of
+`torchaudio.functional.resample`, applied chunk by chunk); a rate pair whose kernel would pass KERNEL_MAX_ELEMENTS
+(e.g. 44,101 → 16,000 Hz: 2.8 GB) goes through soxr's streaming resampler instead.
 """
 
 from __future__ import annotations
@@ -18,16 +21,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchaudio
 
 from trainer.errors import UserError
 
 MIN_SECONDS = 0.01  # shorter than one 10 ms STFT hop holds nothing to classify
-MAX_SECONDS = 3600.0  # an hour: longer uploads are refused before decoding (memory), not cut silently
-BLOCK = 1 << 20  # frames per read
+MAX_SECONDS = 3600.0  # an hour: longer uploads are refused (from the header, else while decoding), not cut silently
+MIN_RATE, MAX_RATE = 1000, 384_000  # Hz: what a microphone, a phone line or a studio file can hold
+# Samples decoded at the file's own rate: the hour at 48 kHz. Past it the work (decoding, resampling) would not end
+# in seconds: a 59-minute 384 kHz file holds 1.36 G samples, refused from its header before any is decoded.
+MAX_SAMPLES = int(MAX_SECONDS * 48_000)
+MAX_CHANNELS = 32
+CHUNK_FRAMES = 1 << 19  # frames per decode call: with MAX_CHANNELS, at most 64 MiB of float32 in flight
+KERNEL_MAX_ELEMENTS = 1 << 20  # 4 MiB of float32: 44.1/48/22.05/11.025/8 kHz → 16 kHz need at most 0.3 M
+# torchaudio.functional.resample's defaults, recorded in config.json (`resampler`) with the audio block.
+RESAMPLER = "torchaudio sinc_interp_hann (lowpass_filter_width 6, rolloff 0.99); soxr HQ past a 1 M-element kernel"
 FORMATS = "WAV, FLAC, OGG, MP3 or another format FFmpeg reads"
-SUBTYPES = {"PCM_U8": "8-bit unsigned PCM", "PCM_S8": "8-bit PCM", "PCM_16": "16-bit PCM", "PCM_24": "24-bit PCM",
-            "PCM_32": "32-bit PCM", "FLOAT": "32-bit float", "DOUBLE": "64-bit float", "VORBIS": "Vorbis",
-            "OPUS": "Opus", "MPEG_LAYER_III": "layer III"}
+# FFmpeg codec → what people call it (PCM codecs little-endian: the WAV layouts)
+CODECS = {"pcm_u8": "WAV 8-bit unsigned PCM", "pcm_s8": "8-bit PCM", "pcm_s16le": "WAV 16-bit PCM",
+          "pcm_s24le": "WAV 24-bit PCM", "pcm_s32le": "WAV 32-bit PCM", "pcm_f32le": "WAV 32-bit float",
+          "pcm_f64le": "WAV 64-bit float", "vorbis": "OGG Vorbis", "opus": "Opus", "mp3": "MP3", "aac": "AAC"}
+SAMPLE_FORMATS = {"s16": "16-bit PCM", "s32": "24/32-bit PCM", "u8": "8-bit PCM"}
 LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 
 
@@ -71,7 +85,7 @@ def _check_file(src, name: str) -> None:
 
 
 def _check_duration(frames: int, sr: int, name: str) -> None:
-    """Refuse clips too short to hold anything and too long to decode safely, before decoding them."""
+    """Refuse clips too short to hold anything and too long to decode safely (from the header when it says)."""
     if frames <= 0 or sr <= 0:
         raise UserError(f"{name}: the clip has no samples (0 s of audio).")
     if frames / sr < MIN_SECONDS:
@@ -80,133 +94,225 @@ def _check_duration(frames: int, sr: int, name: str) -> None:
     if frames / sr > MAX_SECONDS:
         raise UserError(f"{name}: the clip is {frames / sr / 60:.0f} minutes long; the limit is "
                         f"{MAX_SECONDS / 60:.0f} minutes. Trim it first.")
+    if frames > MAX_SAMPLES:
+        raise UserError(f"{name}: the clip holds {frames / 1e6:.0f} M samples ({frames / sr / 60:.0f} minutes at "
+                        f"{sr} Hz); the limit is {MAX_SAMPLES / 1e6:.0f} M samples, e.g. {MAX_SECONDS / 60:.0f} "
+                        "minutes at 48 kHz. Trim or downsample it first.")
 
 
-def _decode_soundfile(src, info: WaveInfo) -> np.ndarray:
-    """libsndfile: mono float32 at the file's rate, downmixed block by block."""
-    import soundfile as sf
-
-    with sf.SoundFile(src) as f:
-        info.sample_rate, info.channels = f.samplerate, f.channels
-        info.format = f"{f.format} {SUBTYPES.get(f.subtype, f.subtype)}"
-        _check_duration(f.frames, f.samplerate, info.name)
-        out = np.empty(f.frames, dtype=np.float32)
-        pos = 0
-        for block in f.blocks(blocksize=BLOCK, dtype="float32", always_2d=True):
-            out[pos: pos + len(block)] = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
-            pos += len(block)
-    return out[:pos]
+def _format(meta) -> str:
+    """A readable name of the stream's encoding, e.g. 'WAV 24-bit PCM', 'FLAC 16-bit PCM', 'MP3'."""
+    if meta.codec == "flac":
+        return f"FLAC {SAMPLE_FORMATS.get(meta.sample_format, meta.sample_format)}"
+    return CODECS.get(meta.codec, f"{meta.codec} (FFmpeg)")
 
 
-def _decode_ffmpeg(src, info: WaveInfo) -> np.ndarray:
-    """FFmpeg via torchcodec for what libsndfile cannot read: mono float32 at the stream's rate."""
-    from torchcodec.decoders import AudioDecoder
+def _open(src, info: WaveInfo):
+    """A torchcodec AudioDecoder whose metadata passed the bounds (rate, channels, duration); fills in info."""
+    from torchcodec.decoders import AudioDecoder  # loads FFmpeg's shared libraries: on first use, not at import
 
-    if isinstance(src, io.BytesIO):
-        src = src.getvalue()
-    decoder = AudioDecoder(str(src) if isinstance(src, Path) else src)
-    meta = decoder.metadata
-    duration = meta.duration_seconds_from_header
-    if duration is not None and duration > MAX_SECONDS:
-        _check_duration(int(duration * (meta.sample_rate or 1)), meta.sample_rate or 1, info.name)
-    samples = decoder.get_all_samples()
-    data = samples.data.float()
-    info.sample_rate, info.channels = int(samples.sample_rate), int(data.shape[0])
-    info.format = f"{meta.codec} (FFmpeg)"
-    _check_duration(data.shape[1], info.sample_rate, info.name)
-    return data.mean(0).numpy() if data.shape[0] > 1 else data[0].numpy()
-
-
-def decode(source, name: str | None = None) -> tuple[np.ndarray, WaveInfo]:
-    """(mono float32 samples at the file's own rate, info) or a UserError saying why the input is unusable."""
-    src, default_name = _source(source)
-    info = WaveInfo(name=(name or default_name)[:80])  # names are echoed in messages: keep them short
-    if isinstance(src, tuple):  # an already decoded array (datasets Audio with decode=True)
-        array, info.sample_rate = src
-        array = np.asarray(array, dtype=np.float32)
-        info.channels, info.format = (1 if array.ndim == 1 else min(array.shape)), "array"
-        array = array if array.ndim == 1 else array.mean(axis=int(np.argmin(array.shape)))
-        _check_duration(array.shape[-1], info.sample_rate, info.name)
-        return array, info
-    _check_file(src, info.name)
     try:
-        wave = _decode_soundfile(src, info)
-    except UserError:
-        raise
-    except Exception:  # libsndfile does not know the format (or the data is broken): let FFmpeg try
-        if isinstance(src, io.BytesIO):
-            src.seek(0)
+        decoder = AudioDecoder(src.getvalue() if isinstance(src, io.BytesIO) else str(src))
+        meta = decoder.metadata
+    except (RuntimeError, ValueError):  # FFmpeg finds no audio stream: text, pictures, random or cut-off bytes
+        raise UserError(f"{info.name}: not an audio file that can be read (expected {FORMATS}).") from None
+    info.sample_rate, info.channels = int(meta.sample_rate or 0), int(meta.num_channels or 0)
+    info.format = _format(meta)
+    _check_stream(info)
+    duration = meta.duration_seconds_from_header
+    if duration is not None and (duration > MAX_SECONDS or duration * info.sample_rate > MAX_SAMPLES):
+        _check_duration(int(duration * info.sample_rate), info.sample_rate, info.name)
+    return decoder
+
+
+def _check_stream(info: WaveInfo) -> None:
+    """Sample rate and channel count within what is read, before a sample is decoded."""
+    if not MIN_RATE <= info.sample_rate <= MAX_RATE:
+        raise UserError(f"{info.name}: the sample rate is {info.sample_rate} Hz; rates from {MIN_RATE // 1000} kHz "
+                        f"to {MAX_RATE // 1000} kHz are read. Resample it first (e.g. to 16 kHz).")
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise UserError(f"{info.name}: the audio has {info.channels} channels; at most {MAX_CHANNELS} are read.")
+
+
+def _chunks(decoder, info: WaveInfo):
+    """Mono float32 chunks of the stream at its own rate, CHUNK_FRAMES at a time; refused past MAX_SECONDS even
+    when the header gave no duration."""
+    frames, k = 0, 0
+    while True:
+        start = k * CHUNK_FRAMES / info.sample_rate  # from k, not a running sum: no rounding drift between chunks
         try:
-            wave = _decode_ffmpeg(src, info)
-        except UserError:
-            raise
-        except Exception:  # FFmpeg raises RuntimeError/ValueError for non-audio and corrupt data
+            data = decoder.get_samples_played_in_range(start, start + CHUNK_FRAMES / info.sample_rate).data
+        except RuntimeError as e:
+            if "No audio frames were decoded" in str(e):  # torchcodec's word for "past the end"
+                return
             raise UserError(f"{info.name}: not an audio file that can be read (expected {FORMATS}).") from None
-    return wave, info
+        if data.shape[1] == 0:
+            return
+        frames += data.shape[1]
+        if frames > min(MAX_SECONDS * info.sample_rate, MAX_SAMPLES):  # a header without (or with a false) duration
+            raise UserError(f"{info.name}: the clip is longer than the limit ({MAX_SECONDS / 60:g} minutes, and "
+                            f"{MAX_SAMPLES / 1e6:.0f} M samples at its own rate). Trim it first.")
+        yield data.float().mean(0) if data.shape[0] > 1 else data[0].float()
+        k += 1
 
 
-def check_samples(wave: np.ndarray, info: WaveInfo, allow_silence: bool) -> None:
+def _array_chunks(array, info: WaveInfo):
+    """An already decoded datasets array (decode=True) as one mono chunk."""
+    array = np.asarray(array, dtype=np.float32)
+    info.channels, info.format = (1 if array.ndim == 1 else min(array.shape)), "array"
+    _check_stream(info)
+    mono = array if array.ndim == 1 else array.mean(axis=int(np.argmin(array.shape)))
+    yield torch.from_numpy(np.ascontiguousarray(mono))
+
+
+class _Output:
+    """The resampled wave, written into one buffer sized from the header's duration (no second copy of a long wave
+    when it is joined); chunks past that size, or of a stream without a duration, are joined at the end."""
+
+    def __init__(self, expected: int) -> None:
+        self.buffer, self.used, self.rest = torch.empty(expected), 0, []
+
+    def append(self, chunk: torch.Tensor) -> None:
+        fit = min(len(chunk), len(self.buffer) - self.used)
+        self.buffer[self.used: self.used + fit] = chunk[:fit]
+        self.used += fit
+        if fit < len(chunk):
+            self.rest.append(chunk[fit:])
+
+    def result(self) -> torch.Tensor:
+        head = self.buffer[: self.used]
+        return torch.cat([head, *self.rest]) if self.rest else head
+
+
+class _Tally:
+    """What the checks need to know of every decoded sample, gathered chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.frames = self.bad = 0
+        self.nonzero, self.peak = False, 0.0
+
+    def add(self, chunk: torch.Tensor) -> None:
+        finite = torch.isfinite(chunk)
+        self.frames += chunk.numel()
+        self.bad += int((~finite).sum())
+        self.nonzero = self.nonzero or bool(chunk.any())
+        self.peak = max(self.peak, float(chunk.abs().max()) if chunk.numel() else 0.0)
+
+
+def _check_samples(tally: _Tally, info: WaveInfo, allow_silence: bool) -> None:
     """NaN/inf samples are refused; an all-zero clip is refused unless allow_silence (a dataset may hold some)."""
-    bad = int(np.count_nonzero(~np.isfinite(wave)))
-    if bad:
-        raise UserError(f"{info.name}: {bad} of {wave.size} samples are NaN or infinite; the file is corrupt. "
-                        "Re-export it.")
-    if not allow_silence and not np.any(wave):
+    if tally.bad:
+        raise UserError(f"{info.name}: {tally.bad} of {tally.frames} samples are NaN or infinite; the file is "
+                        "corrupt. Re-export it.")
+    if not allow_silence and not tally.nonzero:
         raise UserError(f"{info.name}: the clip is silent (every sample is 0). Record again and check the "
                         "microphone.")
-    peak = float(np.abs(wave).max())
-    if peak > 1.0:
-        info.notes.append(f"float samples beyond ±1 (peak {peak:.2f}) used as they are")
+    if tally.peak > 1.0:
+        info.notes.append(f"float samples beyond ±1 (peak {tally.peak:.2f}) used as they are")
 
 
-@functools.lru_cache(maxsize=16)  # building a kernel costs more than applying it to a 1-second clip
-def _sinc_kernel(orig: int, new: int, width_zeros: int = 6, rolloff: float = 0.99) -> tuple[torch.Tensor, int]:
-    """Polyphase windowed-sinc (Hann) kernels, (new, 1, orig + 2 width), as torchaudio's sinc_interp_hann."""
-    base = min(orig, new) * rolloff  # the low-pass cutoff, below the lower of the two Nyquist rates
-    width = math.ceil(width_zeros * orig / base)
-    idx = torch.arange(-width, width + orig, dtype=torch.float64)[None, None] / orig
-    t = (torch.arange(0, -new, -1, dtype=torch.float64)[:, None, None] / new + idx) * base
-    t = t.clamp(-width_zeros, width_zeros)
-    window = torch.cos(t * math.pi / width_zeros / 2) ** 2
-    t = t * math.pi
-    kernel = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * window * (base / orig)
-    return kernel.float(), width
-
-
-def resample(wave: torch.Tensor, orig_sr: int, new_sr: int, chunk_frames: int = 4096) -> torch.Tensor:
-    """Resample the last dim of (…, T) from orig_sr to new_sr (band-limited sinc), in chunks (bounded memory)."""
-    if orig_sr == new_sr:
-        return wave
-    g = math.gcd(int(orig_sr), int(new_sr))
-    orig, new = int(orig_sr) // g, int(new_sr) // g
-    kernel, width = _sinc_kernel(orig, new)
-    kernel = kernel.to(wave.device)
-    shape, length = wave.shape[:-1], wave.shape[-1]
-    flat = wave.reshape(-1, 1, length).float()
-    padded = torch.nn.functional.pad(flat, (width, width + orig))
-    n_frames = length // orig + 1  # output frames of `new` samples each; the tail is trimmed below
-    out = []
-    for f0 in range(0, n_frames, chunk_frames):  # a conv over a 30-minute clip at once would unfold ~1 GB
-        f1 = min(n_frames, f0 + chunk_frames)
-        piece = padded[..., f0 * orig: f1 * orig + 2 * width + orig]
-        out.append(torch.nn.functional.conv1d(piece, kernel, stride=orig)[..., : f1 - f0].transpose(1, 2))
-    target = math.ceil(new * length / orig)
-    return torch.cat(out, 1).reshape(flat.shape[0], -1)[:, :target].reshape(*shape, target)
-
-
-def load_waveform(source, sample_rate: int, name: str | None = None,
-                  allow_silence: bool = False) -> tuple["torch.Tensor", WaveInfo]:  # noqa: F821
-    """Decode → check → mono → resample: the (T,) float32 wave at sample_rate that both training and the app use."""
-    wave, info = decode(source, name)
-    check_samples(wave, info, allow_silence)
-    info.duration_s = wave.shape[-1] / info.sample_rate
+def load_waveform(source, sample_rate: int | None, name: str | None = None,
+                  allow_silence: bool = False) -> tuple[torch.Tensor, WaveInfo]:
+    """Decode → check → mono → resample: the (T,) float32 wave at sample_rate (None: the file's own rate) that
+    training and the app both use, or a UserError saying why the input is unusable."""
+    src, default_name = _source(source)
+    info = WaveInfo(name=(name or default_name)[:80])  # names are echoed in messages: keep them short
+    seconds = 0.0
+    if isinstance(src, tuple):
+        info.sample_rate = int(src[1])
+        chunks = _array_chunks(src[0], info)
+    else:
+        _check_file(src, info.name)
+        decoder = _open(src, info)
+        seconds, chunks = decoder.metadata.duration_seconds_from_header or 0.0, _chunks(decoder, info)
+    target = sample_rate or info.sample_rate
+    resampler, tally, out = Resampler(info.sample_rate, target), _Tally(), _Output(math.ceil(seconds * target))
+    for chunk in chunks:
+        tally.add(chunk)
+        out.append(resampler.feed(chunk))
+    out.append(resampler.finish())
+    _check_duration(tally.frames, info.sample_rate, info.name)
+    _check_samples(tally, info, allow_silence)
+    info.duration_s = tally.frames / info.sample_rate
     if info.channels > 1:
         info.notes.append(f"{LAYOUTS.get(info.channels, f'{info.channels}-channel')} audio "
                           f"({info.channels} channels) averaged to mono")
     if info.format not in ("WAV 16-bit PCM", "array"):  # the microphone default needs no note
         info.notes.append(f"decoded {info.format}")
-    tensor = torch.from_numpy(np.ascontiguousarray(wave))
-    if info.sample_rate != sample_rate:
-        info.notes.append(f"resampled {info.sample_rate} Hz → {sample_rate} Hz")
-        tensor = resample(tensor, info.sample_rate, sample_rate)
-    return tensor, info
+    if info.sample_rate != target:
+        info.notes.append(f"resampled {info.sample_rate} Hz → {target} Hz")
+    return out.result(), info
+
+
+@functools.lru_cache(maxsize=16)  # building a kernel costs more than applying it to a 1-second clip
+def _kernel(orig_sr: int, new_sr: int) -> tuple[torch.Tensor, int, int, int] | None:
+    """(kernel (new, 1, orig + 2 width), width, orig, new) of torchaudio.functional.resample for this rate pair
+    (reduced by their gcd), or None when it would hold more than KERNEL_MAX_ELEMENTS."""
+    g = math.gcd(orig_sr, new_sr)
+    orig, new = orig_sr // g, new_sr // g
+    width = math.ceil(6 * orig / (min(orig, new) * 0.99))  # lowpass_filter_width 6, rolloff 0.99, as below
+    if new * (orig + 2 * width) > KERNEL_MAX_ELEMENTS:
+        return None
+    # torchaudio's own kernel builder, the one functional.resample calls (not re-exported by torchaudio)
+    kernel, width = torchaudio.functional.functional._get_sinc_resample_kernel(
+        orig_sr, new_sr, g, lowpass_filter_width=6, rolloff=0.99, resampling_method="sinc_interp_hann",
+        dtype=torch.float32)
+    return kernel, width, orig, new
+
+
+class Resampler:
+    """Streaming resampler of a mono wave fed in chunks: the samples torchaudio.functional.resample gives for the
+    whole wave (its kernel, its frames and length), holding only 2 x width + orig input samples between chunks.
+    Rate pairs past KERNEL_MAX_ELEMENTS go through soxr's streaming resampler (any ratio, bounded memory)."""
+
+    def __init__(self, orig_sr: int, new_sr: int) -> None:
+        self.identity = orig_sr == new_sr
+        self.plan = None if self.identity else _kernel(int(orig_sr), int(new_sr))
+        self.length = self.emitted = 0
+        if self.plan is not None:
+            self.buffer = torch.zeros(self.plan[1])  # torchaudio pads `width` zeros on the left
+        elif not self.identity:
+            import soxr  # only for rate pairs no kernel fits
+
+            self.stream = soxr.ResampleStream(orig_sr, new_sr, 1, dtype="float32", quality="HQ")
+
+    def _frames(self, last: bool) -> torch.Tensor:
+        """Convolve every output frame whose input window is complete (all of them when last)."""
+        kernel, width, orig, _ = self.plan
+        if last:  # and `width + orig` zeros on the right
+            self.buffer = torch.cat([self.buffer, torch.zeros(width + orig)])
+        span = 2 * width + orig
+        n = (len(self.buffer) - span) // orig + 1 if len(self.buffer) >= span else 0
+        if n == 0:
+            return torch.zeros(0)
+        out = torch.nn.functional.conv1d(self.buffer[None, None, : (n - 1) * orig + span], kernel, stride=orig)
+        self.buffer = self.buffer[n * orig:]
+        return out[0].T.reshape(-1)
+
+    def feed(self, chunk: torch.Tensor) -> torch.Tensor:
+        """The output samples that this chunk completes."""
+        self.length += len(chunk)
+        if self.identity:
+            return chunk
+        if self.plan is None:
+            return torch.from_numpy(self.stream.resample_chunk(chunk.numpy()))
+        self.buffer = torch.cat([self.buffer, chunk])
+        out = self._frames(last=False)
+        self.emitted += len(out)
+        return out
+
+    def finish(self) -> torch.Tensor:
+        """The last samples, so the output has ceil(new_sr x length / orig_sr) samples as torchaudio's."""
+        if self.identity:
+            return torch.zeros(0)
+        if self.plan is None:
+            return torch.from_numpy(self.stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        _, _, orig, new = self.plan
+        target = math.ceil(new * self.length / orig)
+        return self._frames(last=True)[: max(0, target - self.emitted)]
+
+
+def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+    """A whole mono wave (T,) from orig_sr to new_sr, through the streaming Resampler (bounded memory)."""
+    resampler = Resampler(orig_sr, new_sr)
+    return torch.cat([resampler.feed(wave.float()), resampler.finish()])

@@ -2,61 +2,32 @@
 
 Everything after decoding (trainer/audio/decode.py) is batched torch code that runs unchanged on CPU and GPU:
 crop/pad to --clip-seconds, STFT → mel → dB with a floor → normalisation with train-split statistics, and the
-sliding window for long clips. Library checked for the maths: librosa 0.11.0 (`filters.mel` slaney/htk,
-`feature.melspectrogram`, `power_to_db`; tests/test_audio.py compares against it). librosa is a test/bench
-dependency only, so a Space does not install numba.
+sliding window for long clips. The DSP is torchaudio's (Spectrogram, MelScale, AmplitudeToDB); tests/test_audio.py
+checks it against librosa 0.11.0 (`filters.mel` slaney/htk, `feature.melspectrogram`, `power_to_db`), a
+test/bench dependency only, so a Space does not install numba.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
+import torchaudio
 
 from trainer.config import AudioConfig
 
-AMIN = 1e-10  # power floor before the log, as librosa.power_to_db
-# On CPU the STFT runs over sub-batches of about this many (frequency x frame) bins: the intermediates then stay
-# in cache instead of page-faulting fresh memory on every call; 512 one-second clips at once ran 2x slower than
-# 16 at a time (bench/bench_frontend.py). GPUs take the whole batch.
+# On CPU the mel spectrogram runs over sub-batches of about this many (frequency x frame) bins: the intermediates
+# then stay in cache instead of page-faulting fresh memory on every call; 512 one-second clips at once ran 2x slower
+# than 16 at a time (bench/bench_frontend.py). GPUs take the whole batch.
 CPU_CHUNK_BINS = 1 << 19
-
-
-def hz_to_mel(f: torch.Tensor, htk: bool) -> torch.Tensor:
-    """Hz → mel: HTK's 2595 log10(1 + f/700), or Slaney's (linear below 1 kHz, log above) as librosa."""
-    if htk:
-        return 2595.0 * torch.log10(1.0 + f / 700.0)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    logstep = math.log(6.4) / 27.0
-    mel = f / f_sp
-    log_part = min_log_hz / f_sp + torch.log(torch.clamp(f, min=min_log_hz) / min_log_hz) / logstep
-    return torch.where(f >= min_log_hz, log_part, mel)
-
-
-def mel_to_hz(m: torch.Tensor, htk: bool) -> torch.Tensor:
-    """The inverse of hz_to_mel."""
-    if htk:
-        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
-    return torch.where(m >= min_log_mel, min_log_hz * torch.exp(logstep * (m - min_log_mel)), f_sp * m)
 
 
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float,
                    scale: str = "slaney") -> torch.Tensor:
-    """(n_mels, n_fft // 2 + 1) triangular filters with Slaney area norm, as librosa.filters.mel(htk=scale=='htk')."""
-    htk = scale == "htk"
-    fft_freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
-    lo, hi = hz_to_mel(torch.tensor([f_min, f_max], dtype=torch.float64), htk)
-    mel_f = mel_to_hz(torch.linspace(float(lo), float(hi), n_mels + 2, dtype=torch.float64), htk)
-    fdiff = mel_f.diff()
-    ramps = mel_f[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = torch.clamp(torch.minimum(lower, upper), min=0.0)
-    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]  # Slaney: each filter has the same area
-    return weights.float()
+    """(n_mels, n_fft // 2 + 1) triangular filters with Slaney area norm (torchaudio's melscale_fbanks), as
+    librosa.filters.mel(htk=scale == 'htk')."""
+    return torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm="slaney",
+                                                 mel_scale=scale).T.contiguous()
 
 
 def fix_length(waves: torch.Tensor, lengths: torch.Tensor, n: int, train: bool) -> torch.Tensor:
@@ -88,28 +59,33 @@ class LogMel:
         self.n_ffts = (n // 2, n, 2 * n) if cfg.spec_channels == "multires" else (n,)
         self._cache: dict = {}
 
-    def _filters(self, n_fft: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(Hann window, mel filterbank) for one STFT size, built once per device."""
+    def _transforms(self, n_fft: int, device) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
+        """(torchaudio Spectrogram, MelScale, AmplitudeToDB) for one STFT size, built once per device."""
         key = (n_fft, str(device))
         if key not in self._cache:
             c = self.cfg
-            fb = mel_filterbank(c.sample_rate, n_fft, c.n_mels, c.f_min, c.fmax, c.mel_scale)
-            self._cache[key] = (torch.hann_window(n_fft, periodic=True, device=device), fb.to(device))
+            # centred STFT with zero padding and a periodic Hann window: librosa's melspectrogram. power=None: the
+            # power is taken below as re² + im² (Spectrogram's power=2 takes |z| first, a square root, then squares)
+            stft = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=c.hop_length, power=None, center=True,
+                                                     pad_mode="constant")
+            mel = torchaudio.transforms.MelScale(c.n_mels, c.sample_rate, c.f_min, c.fmax, n_fft // 2 + 1,
+                                                 norm="slaney", mel_scale=c.mel_scale)
+            db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=c.top_db)
+            self._cache[key] = (stft.to(device), mel.to(device), db.to(device))
         return self._cache[key]
 
     def power_db(self, clips: torch.Tensor, n_fft: int) -> torch.Tensor:
         """(B, T) → (B, n_mels, frames) power mel spectrogram in dB, floored top_db below each clip's peak."""
-        window, fb = self._filters(n_fft, clips.device)
+        stft, mel, to_db = self._transforms(n_fft, clips.device)
         bins = (n_fft // 2 + 1) * (clips.shape[-1] // self.cfg.hop_length + 1)
         step = max(1, CPU_CHUNK_BINS // bins) if clips.device.type == "cpu" else max(1, len(clips))
         parts = []
         for i in range(0, len(clips), step):
-            spec = torch.stft(clips[i: i + step].float(), n_fft, self.cfg.hop_length, window=window, center=True,
-                              pad_mode="constant", return_complex=True)
-            power = torch.view_as_real(spec).square_().sum(-1)
-            parts.append(torch.matmul(fb, power).clamp_(min=AMIN).log10_().mul_(10.0))
-        db = torch.cat(parts) if len(parts) != 1 else parts[0]
-        return torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - self.cfg.top_db)
+            power = torch.view_as_real(stft(clips[i: i + step].float())).square_().sum(-1)
+            # AmplitudeToDB floors top_db below the peak of a whole (..., C, F, T) block: on (B, 1, F, T) that block
+            # is one clip, as librosa's power_to_db of each clip
+            parts.append(to_db(mel(power)[:, None])[:, 0])
+        return torch.cat(parts) if len(parts) != 1 else parts[0]
 
     def spectrogram(self, clips: torch.Tensor) -> torch.Tensor:
         """(B, T) → (B, C, n_mels, frames) in dB, before normalisation."""

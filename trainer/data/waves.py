@@ -7,8 +7,9 @@ import dataclasses
 
 import numpy as np
 import torch
+import torchaudio
 
-from trainer.audio.decode import decode, load_waveform
+from trainer.audio.decode import load_waveform
 from trainer.audio.frontend import LogMel, spectrogram_image
 from trainer.config import AudioConfig
 from trainer.errors import UserError
@@ -107,21 +108,14 @@ def _shift(clips: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 
 
 def spec_augment(spec: torch.Tensor, cfg: AudioConfig) -> torch.Tensor:
-    """SpecAugment (Park et al. 2019): num_masks frequency and time masks per clip, set to 0 (the normalised mean)."""
-    b, _, n_freq, n_time = spec.shape
-    dev = spec.device
-    keep = torch.ones(b, 1, n_freq, n_time, device=dev, dtype=torch.bool)
-    for size, width, dim in ((n_freq, cfg.freq_mask, 2), (n_time, cfg.time_mask, 3)):
-        if width <= 0:
-            continue
+    """SpecAugment (Park et al. 2019) with torchaudio's FrequencyMasking/TimeMasking: num_masks masks of each kind,
+    drawn independently per clip and channel (iid_masks on the (B, C, F, T) batch), set to 0 (the normalised mean)."""
+    maskers = [torchaudio.transforms.FrequencyMasking(cfg.freq_mask, iid_masks=True)] if cfg.freq_mask > 0 else []
+    maskers += [torchaudio.transforms.TimeMasking(cfg.time_mask, iid_masks=True)] if cfg.time_mask > 0 else []
+    for masker in maskers:
         for _ in range(cfg.num_masks):
-            w = (torch.rand(b, device=dev) * (min(width, size) + 1)).long()
-            start = (torch.rand(b, device=dev) * (size - w + 1)).long()
-            pos = torch.arange(size, device=dev)[None]
-            band = (pos >= start[:, None]) & (pos < (start + w)[:, None])  # (b, size)
-            shape = (b, 1, size, 1) if dim == 2 else (b, 1, 1, size)
-            keep &= ~band.view(shape)
-    return spec * keep
+            spec = masker(spec)
+    return spec
 
 
 class AudioPreprocess:
@@ -198,10 +192,9 @@ def verify_audio(ds, column: str) -> tuple:
     """Drop rows whose audio does not decode (local folders); return (dataset, dropped count)."""
     import datasets
 
-
     def ok(example: dict) -> bool:
         try:
-            decode(example[column])
+            load_waveform(example[column], None, allow_silence=True)  # at the file's own rate: a check only
             return True
         except UserError:
             return False

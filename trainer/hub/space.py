@@ -15,7 +15,7 @@ from trainer.hub.push import resolve_token
 REPO = Path(__file__).resolve().parents[2]  # the repository root (trainer/hub/space.py)
 PYTHON_VERSION = "3.11"
 # What the app needs at run time. gradio itself is NOT listed: a Space installs it from `sdk_version`.
-SPACE_PACKAGES = ("torch", "torchvision", "timm", "huggingface_hub", "safetensors", "torchcodec", "soundfile",
+SPACE_PACKAGES = ("torch", "torchvision", "timm", "huggingface_hub", "safetensors", "torchaudio", "torchcodec", "soxr",
                   "matplotlib", "pyyaml", "numpy", "pillow", "pyarrow", "pandas")
 
 
