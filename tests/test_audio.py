@@ -200,3 +200,51 @@ def test_validate_cli_evaluates_an_audio_checkpoint_with_its_own_front_end(audio
                    "test", "--output-dir", str(tmp_path), env=audio_env)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["num_samples"] == 90 and "test: accuracy" in proc.stdout  # the 1 held-out voice × 90 clips
+
+
+def _pure(freq: float, n: int = 19200, sr: int = 16000) -> torch.Tensor:
+    """A sine of freq Hz, n samples."""
+    return torch.sin(2 * np.pi * freq * torch.arange(n) / sr)
+
+
+QUIET = {"gain_db": 0.0, "shift": 0.0, "noise_prob": 0.0}  # every other augmentation off
+
+
+def test_speed_perturbation_moves_the_pitch_within_the_range():
+    from trainer.data.waves import augment_waves
+
+    x = _pure(1000.0).repeat(64, 1)
+    peaks = torch.fft.rfft(augment_waves(x, AudioConfig(speed=0.2, **QUIET)) * torch.hann_window(19200))
+    freqs = peaks.abs().argmax(1).float() * 16000 / 19200
+    assert freqs.min() >= 790 and freqs.max() <= 1210 and len(freqs.unique()) >= 5
+    assert torch.equal(augment_waves(x, AudioConfig(speed=0.0, **QUIET)), x)
+
+
+def test_reverb_adds_a_decaying_tail_and_keeps_the_level():
+    from trainer.data.waves import augment_waves
+
+    click = torch.zeros(8, 19200)
+    click[:, 100] = 1.0
+    wet = augment_waves(click, AudioConfig(reverb_prob=1.0, reverb_rt60=[0.3, 0.3], **QUIET))
+    early, late = wet[:, 900:2500].square().sum(1), wet[:, 2500:4900].square().sum(1)
+    assert (early > 0.01).all() and (late < early).all() and (late > 0).all()  # a tail that decays
+    torch.testing.assert_close(wet.square().mean(1), click.square().mean(1))
+    assert torch.equal(augment_waves(click, AudioConfig(reverb_prob=0.0, **QUIET)), click)
+
+
+def test_noise_lands_at_the_drawn_snr():
+    from trainer.data.waves import augment_waves
+
+    clean = _pure(440.0).repeat(8, 1)
+    noisy = augment_waves(clean, AudioConfig(gain_db=0.0, shift=0.0, noise_prob=1.0, noise_snr=[20.0, 20.0]))
+    snr = 10 * torch.log10(clean.square().sum(1) / (noisy - clean).square().sum(1))
+    torch.testing.assert_close(snr, torch.full((8,), 20.0), atol=1e-3, rtol=0)
+
+
+def test_audio_augmentation_flags_reach_the_config():
+    from trainer.config import parse_config
+
+    cfg = parse_config(["--speed", "0.1", "--reverb-prob", "0.5", "--reverb-rt60", "0.2", "0.4"]).audio
+    assert (cfg.speed, cfg.reverb_prob, cfg.reverb_rt60) == (0.1, 0.5, [0.2, 0.4])
+    with pytest.raises(UserError, match="--reverb-rt60"):
+        AudioConfig(reverb_rt60=[0.5, 0.2])

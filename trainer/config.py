@@ -188,6 +188,12 @@ class AudioConfig:
     noise_snr: list = help_field([10.0, 40.0], "audio: SNR range (dB) of that noise", nargs=2, type=float)
     gain_db: float = help_field(6.0, "audio: random gain within +- this many dB (0 = off)")
     shift: float = help_field(0.1, "audio: random time shift up to this fraction of the clip, zero-filled (0 = off)")
+    speed: float = help_field(0.0, "audio: random speed within 1 +- this per clip, tempo and pitch together (as "
+                                   "torchaudio's SpeedPerturbation; 0.1: 0.9x-1.1x; 0 = off)")
+    reverb_prob: float = help_field(0.0, "audio: probability of room reverb on a training clip (a synthetic impulse "
+                                         "response convolved with torchaudio's fftconvolve; 0 = off)")
+    reverb_rt60: list = help_field([0.1, 0.6], "audio: range of the reverb time RT60 (s, a 60 dB decay)", nargs=2,
+                                   type=float)
     stats_samples: int = help_field(2000, "audio: train clips used to compute --spec-mean/--spec-std")
 
     def __post_init__(self) -> None:
@@ -211,6 +217,11 @@ class AudioConfig:
             raise UserError(f"--window-hop-seconds must be within (0, clip_seconds], got {self.window_hop_seconds}.")
         if not 0 <= self.noise_prob <= 1 or not 0 <= self.shift < 1 or self.gain_db < 0:
             raise UserError("need 0 <= --noise-prob <= 1, 0 <= --shift < 1 and --gain-db >= 0.")
+        if not 0 <= self.speed <= 0.5 or not 0 <= self.reverb_prob <= 1:
+            raise UserError(f"need 0 <= --speed <= 0.5 and 0 <= --reverb-prob <= 1; got {self.speed} and "
+                            f"{self.reverb_prob}.")
+        if not 0 < self.reverb_rt60[0] <= self.reverb_rt60[1] <= 2:
+            raise UserError(f"--reverb-rt60 needs 0 < min <= max <= 2 seconds, got {self.reverb_rt60}.")
 
     @property
     def fmax(self) -> float:

@@ -4,6 +4,7 @@ log-mel batched on the training device — the audio twin of the image decode-on
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -82,21 +83,68 @@ class PadCollate:
         return (padded, lengths), labels, rows
 
 
+SPEED_STEP = 0.02  # speed factors are drawn on this grid: a batch needs a few resampling kernels, not one per clip
+
+
 def augment_waves(clips: torch.Tensor, cfg: AudioConfig) -> torch.Tensor:
-    """Random gain (±gain_db), time shift (≤ shift × clip, zero-filled) and white noise at a random SNR, batched."""
+    """Random gain (±gain_db), speed (1 ± speed), room reverb, time shift (≤ shift × clip, zero-filled) and white
+    noise at a random SNR (torchaudio's add_noise), batched on the clips' device."""
     b, n, dev = clips.shape[0], clips.shape[1], clips.device
     if cfg.gain_db > 0:
         clips = clips * 10 ** ((torch.rand(b, 1, device=dev) * 2 - 1) * cfg.gain_db / 20)
+    if cfg.speed > 0:
+        clips = speed_perturb(clips, cfg.speed, cfg.sample_rate)
+    if cfg.reverb_prob > 0:
+        clips = reverb(clips, cfg.reverb_prob, cfg.reverb_rt60, cfg.sample_rate)
     if cfg.shift > 0:
         shift = ((torch.rand(b, device=dev) * 2 - 1) * cfg.shift * n).long()
         clips = _shift(clips, shift)
     if cfg.noise_prob > 0:
         lo, hi = cfg.noise_snr
-        snr = lo + torch.rand(b, 1, device=dev) * (hi - lo)
-        power = clips.square().mean(1, keepdim=True)
-        scale = torch.sqrt(power / 10 ** (snr / 10)) * (torch.rand(b, 1, device=dev) < cfg.noise_prob)
-        clips = clips + torch.randn_like(clips) * scale
+        snr = lo + torch.rand(b, device=dev) * (hi - lo)
+        noisy = torchaudio.functional.add_noise(clips, torch.randn_like(clips), snr)
+        clips = torch.where(torch.rand(b, 1, device=dev) < cfg.noise_prob, noisy, clips)
     return clips
+
+
+def speed_perturb(clips: torch.Tensor, max_change: float, sample_rate: int) -> torch.Tensor:
+    """Each clip played at a speed within 1 ± max_change (tempo and pitch together, as torchaudio's
+    SpeedPerturbation: the samples taken as recorded at speed × sample_rate, resampled to sample_rate), then cut
+    or zero-padded back to its length around the centre. One torchaudio resample per distinct factor."""
+    b, n = clips.shape
+    steps = max(1, round(max_change / SPEED_STEP))
+    factors = 1 + SPEED_STEP * torch.randint(-steps, steps + 1, (b,))
+    out = clips.clone()
+    for factor in factors.unique().tolist():
+        rows = torch.nonzero(factors == factor)[:, 0].to(clips.device)
+        if factor != 1:
+            played = torchaudio.functional.resample(clips[rows], round(sample_rate * factor), sample_rate)
+            out[rows] = _centre(played, n)
+    return out
+
+
+def _centre(x: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, m) → (B, n): the centred n samples, or zero-padded on both sides."""
+    m = x.shape[1]
+    if m >= n:
+        return x[:, (m - n) // 2: (m - n) // 2 + n]
+    return torch.nn.functional.pad(x, ((n - m) // 2, n - m - (n - m) // 2))
+
+
+def reverb(clips: torch.Tensor, prob: float, rt60: list, sample_rate: int) -> torch.Tensor:
+    """Room reverb on a random share `prob` of the clips: a synthetic impulse response (a direct path, then white
+    noise under an exponential decay reaching -60 dB at an RT60 drawn from rt60) convolved with torchaudio's
+    fftconvolve, each clip's level (RMS) kept."""
+    b, n, dev = clips.shape[0], clips.shape[1], clips.device
+    lo, hi = rt60
+    t60 = lo + torch.rand(b, 1, device=dev) * (hi - lo)
+    t = torch.arange(int(hi * sample_rate), device=dev)[None] / sample_rate
+    rir = torch.randn(b, t.shape[1], device=dev) * torch.exp(-math.log(1000.0) * t / t60)  # amplitude: -60 dB at t60
+    rir[:, 0] = 1.0
+    wet = torchaudio.functional.fftconvolve(clips, rir / rir.norm(dim=1, keepdim=True))[:, :n]
+    rms = clips.square().mean(1, keepdim=True).sqrt()
+    wet = wet * rms / wet.square().mean(1, keepdim=True).sqrt().clamp(min=1e-8)
+    return torch.where(torch.rand(b, 1, device=dev) < prob, wet, clips)
 
 
 def _shift(clips: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
