@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from space.images import InputError, decode_image, upload_source
-from trainer.audio.decode import load_waveform
+from trainer.audio.decode import check_audio
 from trainer.data.folder_labels import CORRECTIONS_LOG, label_to_folder
 from trainer.errors import UserError
 
@@ -100,7 +100,7 @@ def image_upload(payload, caps: Caps) -> Upload:
 def audio_upload(payload, caps: Caps) -> Upload:
     """An audio upload checked to decode (trainer/audio/decode.py, what training reads with); UserError if not."""
     data, name = _read(payload, caps.file_bytes)
-    _, info = load_waveform(data, None, name)  # at the file's own rate: nothing is resampled to check it
+    info = check_audio(data, name)
     # the decoder names WAV, FLAC, OGG and MP3 streams; for the rest (Opus, WebM) the upload's suffix decides
     suffix = FORMAT_SUFFIXES.get(info.format.split(" ")[0], Path(name).suffix.lower())
     if suffix not in AUDIO_SUFFIXES:

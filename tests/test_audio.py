@@ -12,7 +12,7 @@ import torch
 
 from tests.helpers.audio import REFUSED, tone, write, write_refused
 from tests.helpers.cli import AUDIO_VOICES, REPO
-from trainer.audio.decode import load_waveform, resample
+from trainer.audio.decode import check_audio, load_waveform, resample
 from trainer.audio.frontend import LogMel, mel_filterbank, sliding_window_logits
 from trainer.config import AudioConfig
 from trainer.errors import UserError
@@ -102,8 +102,13 @@ def test_bad_audio_gets_a_clear_user_error(tmp_path):
         with pytest.raises(UserError) as err:
             load_waveform(path, 16000, name=path.name)
         assert message in str(err.value), (path.name, str(err.value))
+        with pytest.raises(UserError) as err:  # the check-only path (flywheel uploads, local datasets) agrees
+            check_audio(path, name=path.name)
+        assert message in str(err.value), (path.name, str(err.value))
     wave, _ = load_waveform(tmp_path / "silent.wav", 16000, allow_silence=True)  # training data may be silent
     assert not wave.any()
+    info = check_audio(write(tmp_path / "ok48.wav", tone(0.5, 48000), 48000, "PCM_24"))
+    assert (info.sample_rate, info.duration_s) == (48000, 0.5) and info.notes == ["decoded WAV 24-bit PCM"]
     with pytest.raises(UserError, match="does not exist"):
         load_waveform(tmp_path / "missing.wav", 16000)
     assert "one_sample.wav" in REFUSED

@@ -211,10 +211,9 @@ def _check_samples(tally: _Tally, info: WaveInfo, allow_silence: bool) -> None:
         info.notes.append(f"float samples beyond ±1 (peak {tally.peak:.2f}) used as they are")
 
 
-def load_waveform(source, sample_rate: int | None, name: str | None = None,
-                  allow_silence: bool = False) -> tuple[torch.Tensor, WaveInfo]:
-    """Decode → check → mono → resample: the (T,) float32 wave at sample_rate (None: the file's own rate) that
-    training and the app both use, or a UserError saying why the input is unusable."""
+def _read(source, sample_rate: int | None, name: str | None,
+          allow_silence: bool) -> tuple[torch.Tensor | None, WaveInfo]:
+    """Decode → check → mono → (resample and keep the wave at sample_rate | check only, keeping nothing: None)."""
     src, default_name = _source(source)
     info = WaveInfo(name=(name or default_name)[:80])  # names are echoed in messages: keep them short
     seconds = 0.0
@@ -225,12 +224,16 @@ def load_waveform(source, sample_rate: int | None, name: str | None = None,
         _check_file(src, info.name)
         decoder = _open(src, info)
         seconds, chunks = decoder.metadata.duration_seconds_from_header or 0.0, _chunks(decoder, info)
-    target = sample_rate or info.sample_rate
-    resampler, tally, out = Resampler(info.sample_rate, target), _Tally(), _Output(math.ceil(seconds * target))
-    for chunk in chunks:
-        tally.add(chunk)
-        out.append(resampler.feed(chunk))
-    out.append(resampler.finish())
+    tally = _Tally()
+    if sample_rate is None:
+        for chunk in chunks:
+            tally.add(chunk)
+    else:
+        resampler, out = Resampler(info.sample_rate, sample_rate), _Output(math.ceil(seconds * sample_rate))
+        for chunk in chunks:
+            tally.add(chunk)
+            out.append(resampler.feed(chunk))
+        out.append(resampler.finish())
     _check_duration(tally.frames, info.sample_rate, info.name)
     _check_samples(tally, info, allow_silence)
     info.duration_s = tally.frames / info.sample_rate
@@ -239,9 +242,24 @@ def load_waveform(source, sample_rate: int | None, name: str | None = None,
                           f"({info.channels} channels) averaged to mono")
     if info.format not in ("WAV 16-bit PCM", "array"):  # the microphone default needs no note
         info.notes.append(f"decoded {info.format}")
-    if info.sample_rate != target:
-        info.notes.append(f"resampled {info.sample_rate} Hz → {target} Hz")
+    if sample_rate is None:
+        return None, info
+    if info.sample_rate != sample_rate:
+        info.notes.append(f"resampled {info.sample_rate} Hz → {sample_rate} Hz")
     return out.result(), info
+
+
+def load_waveform(source, sample_rate: int, name: str | None = None,
+                  allow_silence: bool = False) -> tuple[torch.Tensor, WaveInfo]:
+    """Decode → check → mono → resample: the (T,) float32 wave at sample_rate that training and the app both use,
+    or a UserError saying why the input is unusable."""
+    return _read(source, sample_rate, name, allow_silence)
+
+
+def check_audio(source, name: str | None = None, allow_silence: bool = False) -> WaveInfo:
+    """The checks of load_waveform (bounds, NaN/inf, silence, length) on every decoded sample, without resampling or
+    keeping the wave: what the input is, or a UserError saying why it is unusable."""
+    return _read(source, None, name, allow_silence)[1]
 
 
 @functools.lru_cache(maxsize=16)  # building a kernel costs more than applying it to a 1-second clip

@@ -7,8 +7,6 @@ docs/checkpoint-format.md describes each file.
 
 from __future__ import annotations
 
-from trainer.audio.decode import RESAMPLER
-
 # 2: config.json may hold modality "audio" with an `audio` block (the log-mel front end); 1: images only.
 # Bump it when the contract changes, and keep older checkpoints loading (tests/fixtures/checkpoints).
 SCHEMA_VERSION = 2
@@ -47,6 +45,9 @@ def config_fields(label_names: list[str], audio: dict | None = None, temperature
     fields: dict = {"label_names": list(label_names), "modality": "audio" if audio is not None else "image"}
     if audio is not None:
         fields["audio"] = dict(audio)
+        # imported here: decode loads torch and torchaudio, and this module stays import-light for the CLIs
+        from trainer.audio.decode import RESAMPLER
+
         fields["resampler"] = RESAMPLER  # how waves reached audio.sample_rate (the front end's input)
     if temperature is not None:
         fields["temperature"] = temperature

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from trainer.audio.decode import load_waveform
+from trainer.audio.decode import check_audio, load_waveform
 from trainer.audio.frontend import LogMel, spectrogram_image
 from trainer.config import AudioConfig
 from trainer.errors import UserError
@@ -242,7 +242,7 @@ def verify_audio(ds, column: str) -> tuple:
 
     def ok(example: dict) -> bool:
         try:
-            load_waveform(example[column], None, allow_silence=True)  # at the file's own rate: a check only
+            check_audio(example[column], allow_silence=True)
             return True
         except UserError:
             return False
