@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from trainer.config import HubConfig
-from trainer.errors import exit_on_user_error
 from trainer.hub.push import push_checkpoint
 from trainer.hub.space import push_space
 
@@ -44,6 +43,3 @@ def main(argv: list[str] | None = None) -> None:
                       hub_private=args.hub_private, hub_revision=args.hub_revision, hub_license=license,
                       create_space=args.create_space), Path(args.checkpoint))
 
-
-if __name__ == "__main__":
-    exit_on_user_error(main)
