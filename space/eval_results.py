@@ -34,6 +34,9 @@ def read_eval(path: Path) -> dict:
             out[name] = json.loads(file.read_text())
         else:
             out["missing"].append(f"eval/{name}.json")
+    groups = path / "eval" / "groups.json"  # optional: only runs with --group-column write it
+    if groups.is_file():
+        out["groups"] = json.loads(groups.read_text())
     manifest = path / "manifest.json"
     out["manifest"] = json.loads(manifest.read_text()) if manifest.is_file() else {}
     return out
@@ -74,6 +77,12 @@ def summary_markdown(ref: str, config: dict, ev: dict) -> str:
         "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v),
         "git sha": f"`{(man.get('git_sha') or '?')[:12]}` · checkpoint schema {man.get('schema_version', '?')}",
     }
+    groups = ev.get("groups") or {}
+    for split in ("val", "test"):
+        if isinstance(groups.get(split), dict):  # --group-column: accuracy per group, e.g. per held-out accent
+            rows[f"{split} per {groups.get('column', 'group')}"] = " · ".join(
+                f"{value} {m.get('accuracy', 0):.4f} ({m.get('num_samples', '?')})"
+                for value, m in groups[split].items())
     table = "\n".join(f"| {k} | {_cell(v)} |" for k, v in rows.items())
     missing = ev.get("missing") or []
     note = f"\n\n⚠️ Not in this checkpoint: {', '.join(missing)}." if missing else ""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import AUDIO_SMOKE, AUDIO_VOICES, SMOKE, run_cli
+from tests.helpers.cli import AUDIO_ACCENTS, AUDIO_SMOKE, AUDIO_VOICES, SMOKE, run_cli
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,7 @@ def smoke_run(tmp_path_factory) -> Path:
 def audio_env(tmp_path_factory) -> dict:
     """Environment for CLIs that use the small spoken-digits subset (its own TIMM_SPACE_CACHE)."""
     return {"TIMM_SPACE_CACHE": str(tmp_path_factory.mktemp("audio_cache")),
-            "TIMM_SPACE_SPOKEN_DIGITS_VOICES": AUDIO_VOICES}
+            "TIMM_SPACE_SPOKEN_DIGITS_VOICES": AUDIO_VOICES, "TIMM_SPACE_SPOKEN_DIGITS_ACCENTS": AUDIO_ACCENTS}
 
 
 @pytest.fixture(scope="session")

@@ -80,3 +80,5 @@ def test_metrics_tab_shows_the_audio_checkpoint(audio_app, audio_run):
     assert audio_app.predict("audio", api_name="/metrics")["test"]["accuracy"] == expected["test"]["accuracy"]
     summary, *_rest = audio_app.predict("audio", api_name="/metrics_view")
     assert "test_resnet" in summary and "audio" in summary
+    groups = json.loads((audio_run / "eval" / "groups.json").read_text())["test"]
+    assert f"en-gb-x-rp {groups['en-gb-x-rp']['accuracy']:.4f} (" in summary  # the --group-column row

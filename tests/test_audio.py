@@ -142,22 +142,40 @@ print(json.dumps({{"load_mib": loaded - base, "window_mib": rss() - loaded, "win
     assert r["load_mib"] < 2 * r["wave_mib"] + 50 and r["window_mib"] < 150, r
 
 
-def test_spoken_digits_split_by_voice_is_disjoint_and_deterministic(audio_env, monkeypatch):
+def test_spoken_digits_holds_out_voices_and_whole_accents(audio_env, monkeypatch):
     for key, value in audio_env.items():
         monkeypatch.setenv(key, value)
-    from trainer.data.builtin.spoken_digits import DIGITS, PITCHES, SPEEDS, load_spoken_digits, split_by_voice
+    from trainer.data.builtin import spoken_digits as sd
 
+    dd = sd.load_spoken_digits()
+    rows = {name: list(zip(ds["accent"], ds["voice"], ds["group"], ds["speed"], ds["pitch"], strict=True))
+            for name, ds in dd.items()}
+    accents = {name: {r[0] for r in split} for name, split in rows.items()}
+    assert accents == {"train": {"en-us", "en-gb"}, "val": {"en-us", "en-gb", "en-029"},
+                       "test": {"en-us", "en-gb", "en-gb-x-rp"}}  # held-out accents never in training
+    seen = {name: {r[1] for r in split if r[0] in sd.TRAIN_ACCENTS} for name, split in rows.items()}
+    assert not seen["train"] & (seen["val"] | seen["test"]) and not seen["val"] & seen["test"]
+    assert {r[2] for r in rows["test"]} == {sd.SEEN_GROUP, "en-gb-x-rp"}
+    assert all(r[2] == sd.SEEN_GROUP for r in rows["train"])
+    # 3 train voices × 2 accents × 10 words × 2 takes; held out: once each (2 accents × 1 voice, or 5 voices)
+    assert {name: len(ds) for name, ds in dd.items()} == {"train": 120, "val": 70, "test": 70}
+    assert all(120 <= r[3] <= 220 and 20 <= r[4] <= 80 for split in rows.values() for r in split)
+    assert len({(r[3], r[4]) for r in rows["train"]}) > 100  # every clip draws its own speed and pitch
+    assert dd["train"].features["label"].names == sd.DIGITS
     voices = AUDIO_VOICES.split(",")
-    dd = load_spoken_digits()
-    per_split = {name: set(ds["voice"]) for name, ds in dd.items()}
-    assert set().union(*per_split.values()) == set(voices)
-    assert not per_split["train"] & (per_split["val"] | per_split["test"]) and not per_split["val"] & per_split["test"]
-    assert sum(len(ds) for ds in dd.values()) == len(voices) * len(DIGITS) * len(SPEEDS) * len(PITCHES)
-    assert dd["train"].features["label"].names == DIGITS
-    assert split_by_voice(voices) == split_by_voice(list(reversed(voices)))  # order-independent, fixed
+    assert sd.split_by_voice(voices) == sd.split_by_voice(list(reversed(voices)))  # order-independent, fixed
+    assert sd.draw("en-us", "f3", 3, 0) == sd.draw("en-us", "f3", 3, 0) != sd.draw("en-us", "f3", 3, 1)
     wave, info = load_waveform(dd["test"].cast_column("audio", __import__("datasets").Audio(decode=False))[0]["audio"],
                                16000)
-    assert info.sample_rate == 22050 and info.channels == 1 and 0.4 < info.duration_s < 2.0
+    assert info.sample_rate == 22050 and info.channels == 1 and 0.3 < info.duration_s < 2.0
+
+
+def test_spoken_digits_refuses_unknown_accents(monkeypatch):
+    from trainer.data.builtin import spoken_digits as sd
+
+    monkeypatch.setenv(sd.ACCENTS_ENV, "en-us,en-mars")
+    with pytest.raises(UserError, match="en-mars"):
+        sd.chosen_accents()
 
 
 def test_cli_smoke_run_writes_an_audio_checkpoint(audio_run):
@@ -184,6 +202,25 @@ def test_cli_smoke_run_writes_an_audio_checkpoint(audio_run):
     assert "audio-classification" in (audio_run / "README.md").read_text()
 
 
+def test_group_column_reports_each_held_out_group(audio_run):
+    """--group-column group: eval/groups.json agrees with the per-row predictions, and the card shows it."""
+    import pyarrow.parquet as pq
+
+    from trainer.data.builtin.spoken_digits import SEEN_GROUP
+
+    groups = json.loads((audio_run / "eval" / "groups.json").read_text())
+    assert groups["column"] == "group" and set(groups["test"]) == {SEEN_GROUP, "en-gb-x-rp"}
+    assert set(groups["val"]) == {SEEN_GROUP, "en-029"}
+    preds = pq.read_table(audio_run / "eval" / "predictions.parquet").to_pandas()
+    test = preds[preds["split"] == "test"]
+    assert sum(g["num_samples"] for g in groups["test"].values()) == len(test)
+    card = (audio_run / "README.md").read_text()
+    assert "Per `group` group:" in card and "| en-gb-x-rp |" in card
+    overall = json.loads((audio_run / "eval" / "metrics.json").read_text())["test"]["accuracy"]
+    weighted = sum(g["accuracy"] * g["num_samples"] for g in groups["test"].values()) / len(test)
+    assert abs(weighted - overall) < 1e-9 and abs(weighted - float((test["label"] == test["pred"]).mean())) < 1e-9
+
+
 @pytest.mark.slow
 def test_audio_folds_balance_and_mixup_run_unchanged(tmp_path, audio_env):
     from tests.helpers.cli import AUDIO_SMOKE, run_cli
@@ -202,9 +239,13 @@ def test_validate_cli_evaluates_an_audio_checkpoint_with_its_own_front_end(audio
     from tests.helpers.cli import run_cli
 
     proc = run_cli("trainer/validate.py", "--checkpoint", str(audio_run), "--dataset", "spoken-digits", "--split",
-                   "test", "--output-dir", str(tmp_path), env=audio_env)
+                   "test", "--group-column", "accent", "--output-dir", str(tmp_path), env=audio_env)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["num_samples"] == 90 and "test: accuracy" in proc.stdout  # the 1 held-out voice × 90 clips
+    # the 1 held-out voice in 2 training accents (20 clips) and the held-out accent (5 voices, 50 clips)
+    assert metrics["num_samples"] == 70 and "test: accuracy" in proc.stdout
+    groups = json.loads((tmp_path / "groups.json").read_text())["test"]
+    assert {k: g["num_samples"] for k, g in groups.items()} == {"en-us": 10, "en-gb": 10, "en-gb-x-rp": 50}
+    assert "accent=en-gb-x-rp: accuracy" in proc.stdout
 
 
 def _pure(freq: float, n: int = 19200, sr: int = 16000) -> torch.Tensor:

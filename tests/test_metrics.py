@@ -260,3 +260,29 @@ def test_cached_metric_survives_a_failed_compute() -> None:
     with pytest.raises(ValueError):
         metric.compute(probabilities=[[0.5, 0.2]], references=[0])
     assert metric.compute(probabilities=OVER_P, references=OVER_Y, n_bins=5)["ece"] == pytest.approx(0.3)
+
+
+def test_group_metrics_follow_the_row_index() -> None:
+    """Rows are matched to their group through pred["index"] (sorted row ids), not by position in the split."""
+    from trainer.evaluation.report import group_metrics
+
+    logits = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]] * 5  # predictions 0, 1, 2, 0
+    pred = {"logits": logits, "labels": np.array([0, 1, 1, 1]), "index": np.array([0, 2, 3, 5])}
+    groups = ["a", "x", "a", "b", "x", "b"]  # rows 1 and 4 were capped away
+    out = group_metrics(pred, groups, 3)
+    assert set(out) == {"a", "b"} and out["a"]["num_samples"] == 2 and out["b"]["num_samples"] == 2
+    assert out["a"]["accuracy"] == 1.0 and out["b"]["accuracy"] == 0.0
+
+
+def test_group_column_must_exist_and_stay_coarse() -> None:
+    import datasets
+
+    from trainer.data.splits import MAX_GROUPS, check_group_column
+    from trainer.errors import UserError
+
+    val = datasets.Dataset.from_dict({"label": [0] * 200, "site": ["a", "b"] * 100, "path": list(map(str, range(200)))})
+    check_group_column({"val": val}, "site")
+    with pytest.raises(UserError, match="not a column of the val split"):
+        check_group_column({"val": val}, "accent")
+    with pytest.raises(UserError, match=f"at most {MAX_GROUPS}"):
+        check_group_column({"val": val}, "path")

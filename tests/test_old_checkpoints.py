@@ -44,16 +44,35 @@ def test_old_audio_checkpoint_in_the_app():
         np.testing.assert_allclose(mean.numpy(), expected, atol=ATOL, rtol=0)
 
 
+def old_spoken_digits_test_split(root: Path) -> Path:
+    """The test split the audio fixture was scored on: spoken-digits as it was at d207acf (en-us only, a 3 × 3 grid
+    of speed and pitch per voice), restricted to the 5 test voices; the held-out voice's 90 clips in their old order."""
+    import datasets
+
+    from tests.helpers.cli import AUDIO_VOICES
+    from trainer.data.builtin.spoken_digits import DIGITS, speak, split_by_voice
+
+    voice = next(v for v, split in split_by_voice(AUDIO_VOICES.split(",")).items() if split == "test")
+    rows = [(d, s, p) for d in range(len(DIGITS)) for s in (130, 165, 200) for p in (30, 50, 70)]
+    features = datasets.Features({"audio": datasets.Audio(), "label": datasets.ClassLabel(names=DIGITS)})
+    ds = datasets.Dataset.from_dict({"audio": [{"bytes": speak(DIGITS[d], voice, s, p), "path": f"{d}.wav"}
+                                               for d, s, p in rows],
+                                     "label": [d for d, _, _ in rows]}, features=features)
+    datasets.DatasetDict({"test": ds}).save_to_disk(str(root))
+    return root
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, dataset", [("image", "fashion-mnist"), ("audio", "spoken-digits")])
-def test_old_checkpoint_in_validate(kind, dataset, tmp_path, audio_env):
+@pytest.mark.parametrize("kind", ["image", "audio"])
+def test_old_checkpoint_in_validate(kind, tmp_path):
     import pyarrow.parquet as pq
 
+    dataset = "fashion-mnist" if kind == "image" else str(old_spoken_digits_test_split(tmp_path / "old-digits"))
     run_cli("trainer/validate.py", "--checkpoint", str(FIXTURES / kind), "--dataset", dataset,
-            "--max-eval-samples", "12", "--output-dir", str(tmp_path), env=audio_env)
-    got = pq.read_table(tmp_path / "predictions.parquet").to_pydict()
+            "--max-eval-samples", "12", "--output-dir", str(tmp_path / "eval"))
+    got = pq.read_table(tmp_path / "eval" / "predictions.parquet").to_pydict()
     want = EXPECTED["validate"][kind]
     assert got["index"] == want["index"] and got["label"] == want["label"]
     np.testing.assert_allclose(np.array(got["logits"]), np.array(want["logits"]), atol=ATOL, rtol=0)
-    metrics = json.loads(Path(tmp_path / "metrics.json").read_text())
+    metrics = json.loads(Path(tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["accuracy"] == pytest.approx(np.mean(np.argmax(want["logits"], 1) == np.array(want["label"])))

@@ -38,6 +38,8 @@ class DataConfig:
     image_column: str | None = help_field(None, "image column; default: the single Image feature")
     audio_column: str | None = help_field(None, "audio column (switches to audio); default: the single Audio feature")
     label_column: str | None = help_field(None, "label column; default: the single ClassLabel or a 'label'-like column")
+    group_column: str | None = help_field(None, "also report val/test metrics per value of this column "
+                                          "(eval/groups.json, model card), e.g. an accent, site or source column")
     val_pct: float = help_field(0.2, "fraction of train held out (stratified) when there is no validation split")
     max_train_samples: int | None = help_field(None, "cap on training samples (stratified subset), for quick runs")
     max_eval_samples: int | None = help_field(None, "cap on validation and test samples, for quick runs")
@@ -352,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Flat CLI flags generated from the config dataclasses."""
     parser = argparse.ArgumentParser(
         prog="trainer/train.py", description="Fine-tune a timm model on a datasets source.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False)  # a prefix like --hub-tok must not pass as --hub-token (and dodge redaction)
     parser.add_argument("--config", help="YAML file of options (flat or nested keys); CLI flags override it")
     for _, f, tp in _flag_fields():
         _add_flag(parser, f, tp)

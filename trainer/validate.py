@@ -14,7 +14,7 @@ from trainer.errors import UserError, exit_on_user_error  # noqa: E402
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """Flags: checkpoint, dataset (as in train.py), split, output dir."""
-    p = argparse.ArgumentParser(prog="trainer/validate.py", description=__doc__)
+    p = argparse.ArgumentParser(prog="trainer/validate.py", description=__doc__, allow_abbrev=False)
     p.add_argument("--checkpoint", required=True, help="checkpoint dir (or local-dir:/hf-hub: model id)")
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--dataset-config")
@@ -23,6 +23,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--audio-column")
     p.add_argument("--label-column")
     p.add_argument("--max-eval-samples", type=int)
+    p.add_argument("--group-column", help="also report metrics per value of this column (groups.json)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--output-dir", required=True, help="where metrics.json and predictions.parquet go")
     return p.parse_args(argv)
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     from trainer.data.bundle import build_data
     from trainer.evaluation.calibration import per_sample_loss
     from trainer.evaluation.predict import predict
-    from trainer.evaluation.report import full_metrics
+    from trainer.evaluation.report import full_metrics, group_metrics
 
     args = parse(argv)
     name = args.checkpoint if ":" in args.checkpoint else f"local-dir:{args.checkpoint}"
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = DataConfig(dataset=args.dataset, dataset_config=args.dataset_config, train_split=args.split,
                      val_split=args.split, image_column=args.image_column, audio_column=args.audio_column,
                      label_column=args.label_column,
-                     max_eval_samples=args.max_eval_samples)
+                     max_eval_samples=args.max_eval_samples, group_column=args.group_column)
     with accelerator.main_process_first():
         bundle = build_data(cfg, seed=0)
     if label_names and list(label_names) != bundle.label_names:
@@ -102,6 +103,12 @@ def main(argv: list[str] | None = None) -> dict:
         write_predictions(out / "predictions.parquet", {args.split: pred})
         accelerator.print(f"{args.split}: accuracy {result['metrics']['accuracy']:.4f} on "
                           f"{len(pred['labels'])} samples ({accelerator.num_processes} processes)", flush=True)
+        if args.group_column:
+            groups = group_metrics(pred, bundle.val[args.group_column], len(bundle.label_names))
+            write_json(out / "groups.json", {"column": args.group_column, args.split: groups})
+            for value, m in groups.items():
+                accelerator.print(f"  {args.group_column}={value}: accuracy {m['accuracy']:.4f} "
+                                  f"({m['num_samples']} samples)", flush=True)
     accelerator.wait_for_everyone()
     return result["metrics"]
 

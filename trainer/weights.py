@@ -109,7 +109,8 @@ def convert_lite0(out_path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> Path:
     """CLI: convert (if needed) and print the path."""
-    parser = argparse.ArgumentParser(prog="python -m trainer.weights", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m trainer.weights", description=__doc__,
+                                     allow_abbrev=False)
     parser.add_argument("--out", type=Path, default=None, help=f"default: {default_lite0_path()}")
     args = parser.parse_args(argv)
     path = convert_lite0(args.out or default_lite0_path())

@@ -11,10 +11,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = ["--dataset", "fashion-mnist", "--model", "test_resnet", "--no-pretrained", "--max-steps", "4",
          "--max-train-samples", "256", "--max-eval-samples", "128", "--img-size", "32"]
-# Audio: a 5-voice spoken-digits subset (450 clips, ~5 s to synthesize) in a session cache, not the full 101 voices.
+# Audio: a spoken-digits subset in a session cache (4 accents × 5 voices, 260 clips, ~3 s to synthesize), not the
+# full 7 × 101: two training accents, the validation accent and one held-out test accent.
 AUDIO_VOICES = "adam,croak,f3,klatt,m3"
+AUDIO_ACCENTS = "en-us,en-gb,en-029,en-gb-x-rp"
 AUDIO_SMOKE = ["--dataset", "spoken-digits", "--model", "test_resnet", "--no-pretrained", "--max-steps", "4",
-               "--max-train-samples", "128", "--max-eval-samples", "64"]
+               "--max-train-samples", "128", "--max-eval-samples", "64", "--group-column", "group"]
 
 
 def cli_env(**extra: str) -> dict:

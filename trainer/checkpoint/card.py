@@ -92,6 +92,24 @@ def _per_class_table(per_class: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _cell(value: str) -> str:
+    """A dataset value as one Markdown table cell: no line breaks, HTML or column separators from the data."""
+    text = " ".join(str(value).split())[:80]
+    return "".join("\\" + ch if ch in "|`*_[]<>\\" else ch for ch in text)
+
+
+def _groups_table(groups: dict) -> str:
+    """Markdown table: accuracy and sample count per value of --group-column, one column pair per split."""
+    splits = [s for s in ("val", "test") if s in groups]
+    rows = [f"| {_cell(groups['column'])} | " + " | ".join(f"{s} accuracy | {s} samples" for s in splits) + " |",
+            "| --- |" + " --- | --- |" * len(splits)]
+    for value in sorted({v for s in splits for v in groups[s]}):
+        cells = [f"{groups[s][value]['accuracy']:.4f} | {groups[s][value]['num_samples']}" if value in groups[s]
+                 else "– | 0" for s in splits]
+        rows.append(f"| {_cell(value)} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
 def _training_section(tc: dict, man: dict) -> str:
     """Key hyper-parameters, data sizes, hardware, time and versions."""
     m, o, a, d = tc.get("model", {}), tc.get("optim", {}), tc.get("augment", {}), tc.get("data", {})
@@ -152,6 +170,9 @@ def render_body(out: Path, repo_id: str | None, space_id: str | None, final_dir:
         parts.append(f"Confusion matrix ({primary} split):\n\n![confusion matrix](eval/confusion_matrix.png)\n")
     if per_class:
         parts += [f"Per class ({primary} split):\n", _per_class_table(per_class)]
+    groups = _read(out, "eval/groups.json")
+    if groups:
+        parts += [f"Per `{_cell(groups['column'])}` group:\n", _groups_table(groups)]
     parts += ["## Training\n", _training_section(tc, man), "## Data, weights and licenses\n",
               _provenance(tc, data_text), "## Intended use and limits\n", LIMITS]
     return "\n".join(parts)

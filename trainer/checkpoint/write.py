@@ -148,7 +148,7 @@ def _per_class(per_class: dict, label_names: list[str]) -> dict:
 
 
 def _write_eval(eval_dir: Path, results: dict, primary: str, label_names: list[str], history: list) -> None:
-    """metrics.json (every split), per_class/confusion/reliability for the primary split."""
+    """metrics.json (every split), per_class/confusion/reliability for the primary split, groups.json."""
     eval_dir.mkdir(parents=True, exist_ok=True)
     main = results[primary]
     write_json(eval_dir / "metrics.json", {"primary_split": primary,
@@ -158,6 +158,10 @@ def _write_eval(eval_dir: Path, results: dict, primary: str, label_names: list[s
                                                     "matrix": main["confusion_matrix"]})
     write_json(eval_dir / "reliability.json", {"split": primary, **main["reliability"]})
     write_json(eval_dir / "history.json", history)
+    groups = {s: r["groups"] for s, r in results.items() if r.get("groups")}
+    if groups:  # --group-column
+        column = next(iter(groups.values()))["column"]
+        write_json(eval_dir / "groups.json", {"column": column, **{s: g["groups"] for s, g in groups.items()}})
     _write_plots(eval_dir, main, label_names, primary)
 
 

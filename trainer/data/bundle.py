@@ -9,7 +9,7 @@ from trainer.config import DataConfig
 from trainer.data.extra import add_extra_data
 from trainer.data.images import verify_images
 from trainer.data.sources import detect_columns, load_source
-from trainer.data.splits import encode_labels, split_names, stratified_cap, stratified_holdout
+from trainer.data.splits import check_group_column, encode_labels, split_names, stratified_cap, stratified_holdout
 from trainer.data.waves import verify_audio
 from trainer.errors import UserError
 
@@ -61,6 +61,8 @@ def build_data(cfg: DataConfig, seed: int) -> DataBundle:
     for name in ("val", "test"):
         if name in splits:
             splits[name] = stratified_cap(splits[name], cfg.max_eval_samples, label, seed)
+    if cfg.group_column:
+        check_group_column(splits, cfg.group_column)
     # the app's flywheel corrections: train split only, after the holdout and the caps (trainer/data/extra.py)
     extra = add_extra_data(splits, cfg.extra_data, image, label, label_names, modality) if cfg.extra_data else None
     source = {"dataset": cfg.dataset, "config": cfg.dataset_config, "revision": cfg.dataset_revision,

@@ -73,3 +73,21 @@ def stratified_cap(ds, n: int | None, label: str, seed: int):
         return ds.shuffle(seed=seed).select(range(n))
 
 
+
+
+MAX_GROUPS = 100  # a per-group table beyond this is a per-row dump, not a report
+
+
+def check_group_column(splits: dict, column: str) -> None:
+    """--group-column must name a column of val (and test) with at most MAX_GROUPS distinct values."""
+    for name in ("val", "test"):
+        ds = splits.get(name)
+        if ds is None:
+            continue
+        if column not in ds.column_names:
+            raise UserError(f"--group-column {column!r} is not a column of the {name} split; its columns are "
+                            f"{ds.column_names}.")
+        distinct = len(set(map(str, ds[column])))
+        if distinct > MAX_GROUPS:
+            raise UserError(f"--group-column {column!r} has {distinct} distinct values in the {name} split; "
+                            f"per-group metrics take at most {MAX_GROUPS}: pick a coarser column.")

@@ -24,7 +24,7 @@ from trainer.engine.optim import build_loss, build_optim
 from trainer.errors import UserError
 from trainer.evaluation.calibration import fit_temperature, per_sample_loss
 from trainer.evaluation.predict import measure_latency, predict
-from trainer.evaluation.report import full_metrics, quick_metrics
+from trainer.evaluation.report import full_metrics, group_metrics, quick_metrics
 from trainer.hub.push import EpochPusher
 from trainer.model import create_model, resolve_data_cfg, set_pretrained_cfg
 
@@ -138,9 +138,13 @@ def final_evaluation(ctx: LoopContext, bundle: DataBundle) -> tuple:
         preds["test"] = predict(accelerator, model, ctx.loaders.test, ctx.loaders.eval_preprocess)
     temperature = fit_temperature(preds["val"]["logits"], preds["val"]["labels"])
     results = {}
+    column = ctx.cfg.data.group_column
     for split, p in preds.items():
         p["loss"] = per_sample_loss(p["logits"], p["labels"])
         results[split] = full_metrics(p, n, temperature)
+        if column:  # --group-column: the same numbers per value (e.g. per held-out accent)
+            ds = bundle.test if split == "test" else bundle.val
+            results[split]["groups"] = {"column": column, "groups": group_metrics(p, ds[column], n)}
     return model, preds, results, temperature
 
 
@@ -196,6 +200,10 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -
                          sample_ds, bundle.input_column, ctx.state.history, run_manifest, audio=ctx.loaders.audio)
         accelerator.print(f"checkpoint written to {out} ({primary} accuracy "
                           f"{results[primary]['metrics']['accuracy']:.4f})", flush=True)
+        for split, r in results.items():
+            for value, m in r.get("groups", {}).get("groups", {}).items():
+                accelerator.print(f"  {split} {cfg.data.group_column}={value}: accuracy {m['accuracy']:.4f} "
+                                  f"({m['num_samples']} samples)", flush=True)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return {split: r["metrics"] for split, r in results.items()}

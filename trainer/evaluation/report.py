@@ -33,3 +33,16 @@ def full_metrics(pred: dict, num_classes: int, temperature: float) -> dict:
             "reliability": {"before": before["reliability"], "after": after["reliability"]}}
 
 
+
+
+def group_metrics(pred: dict, groups: list, num_classes: int) -> dict:
+    """{group value: accuracy, macro F1, loss, num_samples} over the rows of each value (groups: one per row)."""
+    import numpy as np
+
+    values = np.asarray([str(g) for g in groups], dtype=object)[pred["index"]]
+    out = {}
+    for value in sorted(set(values)):
+        rows = values == value
+        part = {"logits": pred["logits"][rows], "labels": pred["labels"][rows]}
+        out[value] = {**quick_metrics(part, num_classes), "num_samples": int(rows.sum())}
+    return out

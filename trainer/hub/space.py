@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
 
-    parser = argparse.ArgumentParser(prog="python -m trainer.hub.space", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m trainer.hub.space", description=main.__doc__, allow_abbrev=False)
     parser.add_argument("space_id", help="org/space-name")
     parser.add_argument("--model", required=True, help="hf-hub:org/name@revision (pin a commit sha)")
     parser.add_argument("--hub-token", default=None, help="default: HF_TOKEN or the cached login")

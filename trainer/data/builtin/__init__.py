@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from trainer.data.builtin.fashion_mnist import load_fashion_mnist
-from trainer.data.builtin.spoken_digits import load_spoken_digits
 from trainer.errors import UserError
 
 EMBEDDED = {"fashion-mnist": "Debian package dataset-fashion-mnist (Zalando Fashion-MNIST, MIT license)",
-            "spoken-digits": "zero..nine synthesized by Debian's espeak-ng, split by voice "
+            "spoken-digits": "zero..nine synthesized by Debian's espeak-ng in 7 accents, split by voice and accent "
                              "(trainer/data/builtin/spoken_digits.py)"}
 
 
 def load_embedded(name: str):
     """The embedded dataset `name` as a DatasetDict, building its Arrow cache on first use."""
+    # imported on use: `python -m trainer.data.builtin.<name>` then runs a module not yet imported by the package
     if name == "spoken-digits":
+        from trainer.data.builtin.spoken_digits import load_spoken_digits
+
         return load_spoken_digits()
     if name == "fashion-mnist":
+        from trainer.data.builtin.fashion_mnist import load_fashion_mnist
+
         return load_fashion_mnist()
     raise UserError(f"unknown embedded dataset {name!r}; embedded: {sorted(EMBEDDED)}.")

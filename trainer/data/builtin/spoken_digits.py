@@ -1,19 +1,21 @@
-"""Embedded `spoken-digits`: the words "zero".."nine" spoken by espeak-ng, split train/val/test BY VOICE.
+"""Embedded `spoken-digits`: "zero".."nine" spoken by espeak-ng in 7 English accents × ~100 voice variants.
 
-One synthesizer (espeak-ng, Debian package) with ~100 voice variants × 3 speeds × 3 pitches: many voice settings,
-not many speakers; the test split holds voices never heard in training. Deterministic for one espeak-ng version
-(the cache name carries a hash of the voice list and the settings). Cached as Arrow under TIMM_SPACE_CACHE like
-Fashion-MNIST. `make spoken-digits` or `python -m trainer.data.builtin.spoken_digits` builds it; `--dataset
-spoken-digits` too.
+Split by voice variant AND by accent: val and test hold variants never heard in training, and whole accents are
+held out (val: Caribbean; test: Received Pronunciation and West Midlands), so test accents are never heard in
+training. Each clip has its own speed and pitch, drawn from a hash of (accent, variant, word, take): training
+clips are spoken twice (two draws), held-out clips once. The `group` column names what a held-out clip tests
+("training accents" = unseen variants of the training accents, or the held-out accent) and is what
+`--group-column group` reports per group. Deterministic for one espeak-ng version; cached as Arrow under
+TIMM_SPACE_CACHE. `make spoken-digits` or `python -m trainer.data.builtin.spoken_digits` builds it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import subprocess
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,11 +23,19 @@ from trainer.errors import UserError, exit_on_user_error
 from trainer.paths import cache_dir
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-SPEEDS = (130, 165, 200)  # words per minute (espeak-ng -s; its default is 175)
-PITCHES = (30, 50, 70)  # espeak-ng -p, 0..99 (default 50)
-BASE_VOICE = "en-us"
-HELD_OUT = 0.15  # fraction of the voices in val, and again in test
+# espeak-ng's English accents (`espeak-ng --voices=en`, its own gmw/ voices; en-us-nyc differs from en-us in
+# three of the ten words only, so it adds nothing here). Held-out accents are never heard in training.
+TRAIN_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan")
+VAL_ACCENTS = ("en-029",)
+TEST_ACCENTS = ("en-gb-x-rp", "en-gb-x-gbcwmd")
+ACCENTS = TRAIN_ACCENTS + VAL_ACCENTS + TEST_ACCENTS
+SEEN_GROUP = "training accents"  # the `group` of clips in a training accent
+SPEED_RANGE = (120, 220)  # words per minute (espeak-ng -s; its default is 175)
+PITCH_RANGE = (20, 80)  # espeak-ng -p, 0..99 (default 50)
+TRAIN_TAKES = 2  # clips per (accent, variant, word) in the train split; held-out splits have one
+HELD_OUT = 0.15  # fraction of the voice variants in val, and again in test
 VOICES_ENV = "TIMM_SPACE_SPOKEN_DIGITS_VOICES"  # comma-separated variants: a small subset for tests
+ACCENTS_ENV = "TIMM_SPACE_SPOKEN_DIGITS_ACCENTS"  # comma-separated accents: a subset for tests
 
 
 def _espeak() -> str:
@@ -54,43 +64,66 @@ def split_by_voice(voices: list[str]) -> dict[str, str]:
     return {v: "test" if i < n_held else "val" if i < 2 * n_held else "train" for i, v in enumerate(ranked)}
 
 
-def speak(word: str, voice: str, speed: int, pitch: int) -> bytes:
+def split_of(accent: str, variant_split: str) -> str:
+    """A clip's split: a held-out accent decides it whole, a training accent follows the variant's split."""
+    return "test" if accent in TEST_ACCENTS else "val" if accent in VAL_ACCENTS else variant_split
+
+
+def draw(accent: str, variant: str, word: int, take: int) -> tuple[int, int]:
+    """(speed, pitch) of one clip: uniform in SPEED_RANGE × PITCH_RANGE from a hash (the same on every machine)."""
+    h = hashlib.sha256(f"{accent}|{variant}|{word}|{take}".encode()).digest()
+    speed = SPEED_RANGE[0] + int.from_bytes(h[:4], "big") % (SPEED_RANGE[1] - SPEED_RANGE[0] + 1)
+    pitch = PITCH_RANGE[0] + int.from_bytes(h[4:8], "big") % (PITCH_RANGE[1] - PITCH_RANGE[0] + 1)
+    return speed, pitch
+
+
+def speak(word: str, variant: str, speed: int, pitch: int, accent: str = "en-us") -> bytes:
     """One utterance as 16-bit mono WAV bytes at espeak-ng's 22,050 Hz."""
-    import soundfile as sf
-
-    cmd = [_espeak(), "-v", f"{BASE_VOICE}+{voice}", "-s", str(speed), "-p", str(pitch), "--stdout", word]
-    raw = subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout
-    data, sr = sf.read(io.BytesIO(raw), dtype="int16")  # --stdout writes a streaming header: rewrite it properly
-    buf = io.BytesIO()
-    sf.write(buf, data, sr, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
+    with tempfile.TemporaryDirectory() as tmp:  # -w writes a complete header (--stdout streams one without sizes)
+        path = Path(tmp) / "clip.wav"
+        subprocess.run([_espeak(), "-v", f"{accent}+{variant}", "-s", str(speed), "-p", str(pitch),
+                        "-w", str(path), word], capture_output=True, check=True, timeout=60)
+        return path.read_bytes()
 
 
-def _jobs(voices: list[str]) -> list[tuple]:
-    """(word index, voice, speed, pitch) for every clip, in a fixed order."""
-    return [(d, v, s, p) for v in voices for d in range(len(DIGITS)) for s in SPEEDS for p in PITCHES]
+def jobs(accents: list[str], voices: list[str]) -> list[dict]:
+    """Every clip to synthesize, in a fixed order, with its split and group."""
+    by_voice = split_by_voice(voices)
+    rows = []
+    for accent in accents:
+        group = SEEN_GROUP if accent in TRAIN_ACCENTS else accent
+        for voice in voices:
+            split = split_of(accent, by_voice[voice])
+            for word in range(len(DIGITS)):
+                for take in range(TRAIN_TAKES if split == "train" else 1):
+                    speed, pitch = draw(accent, voice, word, take)
+                    rows.append({"label": word, "voice": voice, "accent": accent, "speed": speed,
+                                 "pitch": pitch, "group": group, "split": split})
+    return rows
 
 
-def build(target: Path, voices: list[str]) -> None:
+def build(target: Path, accents: list[str], voices: list[str]) -> None:
     """Synthesize every clip (parallel espeak-ng processes, progress bar) and save the DatasetDict as Arrow."""
     import datasets
     from tqdm.auto import tqdm
 
-    split_of = split_by_voice(voices)
-    jobs = _jobs(voices)
+    todo = jobs(accents, voices)
+    say = lambda j: speak(DIGITS[j["label"]], j["voice"], j["speed"], j["pitch"], j["accent"])  # noqa: E731
     with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:  # each job is one subprocess
-        wavs = list(tqdm(pool.map(lambda j: speak(DIGITS[j[0]], j[1], j[2], j[3]), jobs), total=len(jobs),
-                         desc="espeak-ng spoken digits", unit="clip"))
+        wavs = list(tqdm(pool.map(say, todo), total=len(todo), desc="espeak-ng spoken digits", unit="clip"))
     features = datasets.Features({"audio": datasets.Audio(), "label": datasets.ClassLabel(names=DIGITS),
-                                  "voice": datasets.Value("string"), "speed": datasets.Value("int32"),
-                                  "pitch": datasets.Value("int32")})
+                                  "voice": datasets.Value("string"), "accent": datasets.Value("string"),
+                                  "speed": datasets.Value("int32"), "pitch": datasets.Value("int32"),
+                                  "group": datasets.Value("string")})
     splits = {}
     for name in ("train", "val", "test"):
-        rows = [(j, w) for j, w in zip(jobs, wavs, strict=True) if split_of[j[1]] == name]
-        splits[name] = datasets.Dataset.from_dict(
-            {"audio": [{"bytes": w, "path": f"{DIGITS[j[0]]}_{j[1]}_{j[2]}_{j[3]}.wav"} for j, w in rows],
-             "label": [j[0] for j, _ in rows], "voice": [j[1] for j, _ in rows],
-             "speed": [j[2] for j, _ in rows], "pitch": [j[3] for j, _ in rows]}, features=features)
+        rows = [(j, w) for j, w in zip(todo, wavs, strict=True) if j["split"] == name]
+        if not rows:
+            continue
+        columns = {key: [j[key] for j, _ in rows] for key in features if key != "audio"}
+        columns["audio"] = [{"bytes": w, "path": f"{DIGITS[j['label']]}_{j['accent']}_{j['voice']}_{j['speed']}_"
+                                                 f"{j['pitch']}.wav"} for j, w in rows]
+        splits[name] = datasets.Dataset.from_dict(columns, features=features)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     datasets.DatasetDict(splits).save_to_disk(str(tmp))
@@ -98,39 +131,54 @@ def build(target: Path, voices: list[str]) -> None:
     tmp.rename(target)
 
 
-def chosen_voices() -> list[str]:
-    """The voices to synthesize: $TIMM_SPACE_SPOKEN_DIGITS_VOICES if set (tests), else every variant."""
-    known = list_variants()
-    wanted = [v.strip() for v in os.environ.get(VOICES_ENV, "").split(",") if v.strip()]
+def _subset(env: str, known: list[str] | tuple[str, ...]) -> list[str]:
+    """The names listed in $env (all of `known` when unset); unknown names are a UserError."""
+    wanted = [v.strip() for v in os.environ.get(env, "").split(",") if v.strip()]
     unknown = sorted(set(wanted) - set(known))
     if unknown:
-        raise UserError(f"{VOICES_ENV}: unknown espeak-ng voice variant(s) {unknown}; known: {known[:20]} …")
-    return sorted(wanted) or known
+        raise UserError(f"{env}: unknown name(s) {unknown}; known: {list(known)[:20]} …")
+    return sorted(wanted) or list(known)
 
 
-def cache_path(voices: list[str]) -> Path:
-    """The Arrow cache dir for this voice set and these settings (another set never overwrites it)."""
-    key = repr((voices, DIGITS, SPEEDS, PITCHES, BASE_VOICE, HELD_OUT)).encode()
-    return cache_dir("datasets") / f"spoken-digits-v1-{hashlib.sha256(key).hexdigest()[:10]}"
+def chosen_voices() -> list[str]:
+    """The voice variants to synthesize: $TIMM_SPACE_SPOKEN_DIGITS_VOICES if set (tests), else every variant."""
+    return _subset(VOICES_ENV, list_variants())
+
+
+def chosen_accents() -> list[str]:
+    """The accents to synthesize: $TIMM_SPACE_SPOKEN_DIGITS_ACCENTS if set (tests), else all seven."""
+    return [a for a in ACCENTS if a in _subset(ACCENTS_ENV, ACCENTS)]
+
+
+def cache_path(accents: list[str], voices: list[str]) -> Path:
+    """The Arrow cache dir for this accent and voice set and these settings (another set never overwrites it)."""
+    key = repr((accents, voices, DIGITS, TRAIN_ACCENTS, VAL_ACCENTS, TEST_ACCENTS, SPEED_RANGE, PITCH_RANGE,
+                TRAIN_TAKES, HELD_OUT)).encode()
+    return cache_dir("datasets") / f"spoken-digits-v2-{hashlib.sha256(key).hexdigest()[:10]}"
 
 
 def load_spoken_digits():
-    """The spoken-digits DatasetDict (train/val/test by voice), synthesizing it on first use."""
+    """The spoken-digits DatasetDict (train/val/test by voice and accent), synthesizing it on first use."""
     import datasets
 
-    voices = chosen_voices()
-    target = cache_path(voices)
+    accents, voices = chosen_accents(), chosen_voices()
+    target = cache_path(accents, voices)
     if not (target / "dataset_dict.json").exists():
-        print(f"synthesizing spoken-digits ({len(voices)} voices) into {target} (one time) ...", flush=True)
-        build(target, voices)
+        print(f"synthesizing spoken-digits ({len(accents)} accents × {len(voices)} voices) into {target} "
+              "(one time) ...", flush=True)
+        build(target, accents, voices)
     return datasets.load_from_disk(str(target))
 
 
 def main() -> None:
     """`python -m trainer.data.builtin.spoken_digits`: build (or find) the cache and print its splits."""
     dd = load_spoken_digits()
-    print({k: len(v) for k, v in dd.items()}, "voices per split:",
-          {k: len(set(v["voice"])) for k, v in dd.items()}, "in", cache_path(chosen_voices()), flush=True)
+    for name, ds in dd.items():
+        column = list(ds["group"])
+        groups = {g: column.count(g) for g in sorted(set(column))}
+        print(f"{name}: {len(ds)} clips, {len(set(ds['voice']))} voices, accents {sorted(set(ds['accent']))}, "
+              f"groups {groups}", flush=True)
+    print("in", cache_path(chosen_accents(), chosen_voices()), flush=True)
 
 
 if __name__ == "__main__":
