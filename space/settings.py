@@ -11,6 +11,7 @@ from pathlib import Path
 
 from trainer.checkpoint.contract import SPACE_CONFIG
 from trainer.checkpoint.read import HUB_PREFIX
+from trainer.errors import CLIParser
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGE = "outputs/fashion-mnist-lite0"  # what `make demo` trains
@@ -52,8 +53,7 @@ class Settings:
 
 def build_parser() -> argparse.ArgumentParser:
     """The app's flags (the server ones default to gradio's own GRADIO_SERVER_NAME/PORT handling)."""
-    parser = argparse.ArgumentParser(description="Serve timm-space checkpoints in a Gradio app.",
-                                     allow_abbrev=False)  # never let a foreign flag pass as a prefix of ours
+    parser = CLIParser(description="Serve timm-space checkpoints in a Gradio app.")
     parser.add_argument("--model", help="image checkpoint: a local dir or hf-hub:org/name[@revision]")
     parser.add_argument("--audio-model", help="audio checkpoint: a local dir or hf-hub:org/name[@revision]")
     parser.add_argument("--server-name", help="interface to bind, e.g. 0.0.0.0 (default 127.0.0.1)")

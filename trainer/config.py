@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from trainer.errors import UserError
+from trainer.errors import CLIParser, UserError, register_secret
 
 SECRET_FIELDS = {"hub_token"}  # never written to disk, logs or trackers
 
@@ -153,6 +153,7 @@ class HubConfig:
                                           "model")
 
     def __post_init__(self) -> None:
+        register_secret(self.hub_token)  # scrubbed by value from every stream and file from now on
         for name in ("hub_model_id", "create_space"):
             value = getattr(self, name)
             if value is not None and (value.count("/") > 1 or not all(value.split("/"))):
@@ -352,10 +353,9 @@ def _add_flag(parser: argparse.ArgumentParser, f: dataclasses.Field, tp: Any) ->
 
 def build_parser() -> argparse.ArgumentParser:
     """Flat CLI flags generated from the config dataclasses."""
-    parser = argparse.ArgumentParser(
+    parser = CLIParser(
         prog="trainer/train.py", description="Fine-tune a timm model on a datasets source.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        allow_abbrev=False)  # a prefix like --hub-tok must not pass as --hub-token (and dodge redaction)
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--config", help="YAML file of options (flat or nested keys); CLI flags override it")
     for _, f, tp in _flag_fields():
         _add_flag(parser, f, tp)

@@ -1,9 +1,13 @@
-"""Errors users see: UserError (what was wrong and what to do), the CLI exit, and Hub/network failures mapped
-onto UserError with the token redacted (used by the checkpoint reader and the Hub pushers alike)."""
+"""Errors users see: UserError (what was wrong and what to do), the CLI exit and parser, secrets scrubbed by value
+from every stream and artifact, and Hub/network failures mapped onto UserError with the token redacted."""
 
+import argparse
+import functools
 import os
+import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 LOGIN_HINT = "run `hf auth login`, set HF_TOKEN, or pass --hub-token"
 
@@ -12,8 +16,99 @@ class UserError(Exception):
     """Bad input (flags, dataset, model name): shown to the user as one line, without a traceback."""
 
 
+MASK = "***"
+TOKEN_PATTERN = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")  # the shape of a Hugging Face access token
+TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret's value (a --hub-token, a YAML config's token) so that scrub() removes it everywhere."""
+    if value and len(value.strip()) >= 4:  # shorter values would mask ordinary words
+        _SECRETS.add(value.strip())
+
+
+@functools.lru_cache(maxsize=4)
+def _stored_token(path: str) -> str | None:
+    """The token `hf auth login` stored (read as a file: no huggingface_hub import, no network)."""
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def known_secrets() -> set[str]:
+    """Every token value this process may hold: registered ones, HF_TOKEN and the stored login."""
+    hf_home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    stored = _stored_token(os.environ.get("HF_TOKEN_PATH") or os.path.join(hf_home, "token"))
+    values = _SECRETS | {os.environ.get(k, "").strip() for k in TOKEN_ENV} | {stored or ""}
+    return {v for v in values if len(v) >= 4}
+
+
+def scrub(text: str, secrets: list[str] | None = None) -> str:
+    """text without any known token value or anything shaped like a Hub token (by value, whatever the flag)."""
+    for secret in secrets if secrets is not None else sorted(known_secrets(), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return TOKEN_PATTERN.sub(MASK, text)
+
+
+def scrub_artifact(obj):
+    """A JSON-able object as it may be written or pushed: tokens scrubbed, the home directory shown as ~."""
+    secrets = sorted(known_secrets(), key=len, reverse=True)
+    home = os.path.expanduser("~").rstrip(os.sep)
+
+    def walk(o):
+        if isinstance(o, str):
+            text = scrub(o, secrets)
+            return text.replace(home + os.sep, "~" + os.sep) if home else text
+        if isinstance(o, dict):
+            return {walk(k): walk(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [walk(v) for v in o]
+        return o
+
+    return walk(obj)
+
+
+class ScrubbedStream:
+    """A text stream whose writes pass through scrub(): stdout/stderr of every CLI (logs, progress, tracebacks)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(scrub(text))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def install_scrubbing() -> None:
+    """Route sys.stdout and sys.stderr through scrub() (idempotent)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, ScrubbedStream):
+            setattr(sys, name, ScrubbedStream(stream))
+
+
+class CLIParser(argparse.ArgumentParser):
+    """argparse without prefix matching (--hub-tok is not --hub-token) and without echoing unknown values."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        if message.startswith("unrecognized arguments:"):  # argparse lists the values too, a token among them
+            flags = [w.split("=", 1)[0] for w in message.split(":", 1)[1].split() if w.startswith("-")]
+            message = f"unrecognized arguments: {' '.join(flags) or '(values not shown)'}; see --help"
+        super().error(message)
+
+
 def exit_on_user_error(main: Callable[[], object]) -> None:
-    """Run a CLI main: a UserError becomes one line on stderr and exit code 2, not a traceback."""
+    """Run a CLI main with scrubbed output: a UserError becomes one line on stderr and exit 2, not a traceback."""
+    install_scrubbing()
     try:
         main()
     except UserError as e:
@@ -29,8 +124,9 @@ def network_errors() -> tuple[type[BaseException], ...]:
 
 
 def redact_token(text: str, token: str | None) -> str:
-    """Never echo a token, even inside an error from the server."""
-    return text.replace(token, "***") if token else text
+    """Never echo a token, even inside an error from the server (this one and every other known one)."""
+    register_secret(token)
+    return scrub(text)
 
 
 def explain(exc: BaseException, action: str, token: str | None, retry: str = "") -> UserError:

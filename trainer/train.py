@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trainer.config import TrainConfig, parse_config  # noqa: E402
-from trainer.errors import exit_on_user_error  # noqa: E402
+from trainer.errors import exit_on_user_error, scrub_artifact  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -52,12 +52,12 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _flat_hparams(cfg: TrainConfig) -> dict:
-    """Scalar hyper-parameters for trackers (secrets are already removed by to_dict)."""
+    """Scalar hyper-parameters for trackers (secret fields removed by to_dict, token values scrubbed)."""
     flat = {}
     for key, value in cfg.to_dict().items():
         for k, v in (value.items() if isinstance(value, dict) else [(key, value)]):
             flat[k] = v if isinstance(v, (int, float, str, bool)) else str(v)
-    return flat
+    return scrub_artifact(flat)  # a token pasted into another field is scrubbed by value too
 
 
 if __name__ == "__main__":

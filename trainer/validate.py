@@ -9,12 +9,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # see trainer/train.py
 
-from trainer.errors import UserError, exit_on_user_error  # noqa: E402
+from trainer.errors import CLIParser, UserError, exit_on_user_error  # noqa: E402
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """Flags: checkpoint, dataset (as in train.py), split, output dir."""
-    p = argparse.ArgumentParser(prog="trainer/validate.py", description=__doc__, allow_abbrev=False)
+    p = CLIParser(prog="trainer/validate.py", description=__doc__)
     p.add_argument("--checkpoint", required=True, help="checkpoint dir (or local-dir:/hf-hub: model id)")
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--dataset-config")

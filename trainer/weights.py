@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import tempfile
@@ -10,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trainer.errors import UserError
+from trainer.errors import CLIParser, UserError
 from trainer.paths import cache_dir
 
 if TYPE_CHECKING:  # torch/timm are imported lazily so the already-converted path returns in ~0.1 s
@@ -109,8 +108,7 @@ def convert_lite0(out_path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> Path:
     """CLI: convert (if needed) and print the path."""
-    parser = argparse.ArgumentParser(prog="python -m trainer.weights", description=__doc__,
-                                     allow_abbrev=False)
+    parser = CLIParser(prog="python -m trainer.weights", description=__doc__)
     parser.add_argument("--out", type=Path, default=None, help=f"default: {default_lite0_path()}")
     args = parser.parse_args(argv)
     path = convert_lite0(args.out or default_lite0_path())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from trainer.errors import scrub_artifact
+
 # Where the embedded sources come from and under which license (stated in every card that uses them).
 PROVENANCE = {
     "fashion-mnist": ("zalando-datasets/fashion_mnist", "Fashion-MNIST by Zalando Research (MIT license), read from "
@@ -202,6 +204,6 @@ def write_card(out: Path, repo_id: str | None = None, space_id: str | None = Non
 
     card = build_card(out, repo_id, space_id, final_dir)
     tmp = out / "README.md.tmp"
-    tmp.write_text(str(card), encoding="utf-8")
+    tmp.write_text(scrub_artifact(str(card)), encoding="utf-8")  # the card quotes the command and local paths
     os.replace(tmp, out / "README.md")
     return out / "README.md"

@@ -26,6 +26,7 @@ from trainer.checkpoint.contract import (
     primary_split,
 )
 from trainer.data.images import to_rgb
+from trainer.errors import scrub_artifact
 from trainer.evaluation.plots import confusion_matrix_figure, reliability_figure, save_png
 
 PACKAGES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate", "huggingface_hub", "safetensors")
@@ -35,9 +36,9 @@ TOP_LOSS_N, PER_CELL_N, MAX_SAMPLE_FILES = 24, 4, 240
 
 
 def write_json(path: Path, obj) -> None:
-    """JSON via temp file + rename."""
+    """JSON via temp file + rename; token values and the home directory never reach the file (scrub_artifact)."""
     tmp = Path(f"{path}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+    tmp.write_text(json.dumps(scrub_artifact(json.loads(json.dumps(obj, default=_jsonable))), indent=2) + "\n")
     os.replace(tmp, path)
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from trainer.config import HubConfig
+from trainer.errors import CLIParser
 from trainer.hub.push import push_checkpoint
 from trainer.hub.space import push_space
 
@@ -22,10 +23,9 @@ def publish(hub_cfg, out: Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """`python -m trainer.hub push DIR --hub-model-id org/name` flags."""
-    parser = argparse.ArgumentParser(prog="python -m trainer.hub", description="Push a finished checkpoint.",
-                                     allow_abbrev=False)
+    parser = CLIParser(prog="python -m trainer.hub", description="Push a finished checkpoint.")
     sub = parser.add_subparsers(dest="command", required=True)
-    push = sub.add_parser("push", help="push a checkpoint dir (state/ stays local) in one commit", allow_abbrev=False)
+    push = sub.add_parser("push", help="push a checkpoint dir (state/ stays local) in one commit")
     push.add_argument("checkpoint", help="the training --output-dir")
     push.add_argument("--hub-model-id", required=True, help="org/name")
     push.add_argument("--hub-token", default=None, help="default: HF_TOKEN or the cached login")

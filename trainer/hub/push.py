@@ -11,14 +11,16 @@ from pathlib import Path
 from trainer.checkpoint.card import build_card
 from trainer.checkpoint.contract import CONFIG, EVAL_DIR, FOLDS_DIR, LOCAL_ONLY, WEIGHTS
 from trainer.config import HubConfig
-from trainer.errors import LOGIN_HINT, UserError, explain, network_errors, redact_token
+from trainer.errors import LOGIN_HINT, UserError, explain, network_errors, redact_token, register_secret
 
 
 def resolve_token(token: str | None) -> str | None:
     """--hub-token, else HF_TOKEN, else the cached login (huggingface_hub.get_token)."""
     from huggingface_hub import get_token
 
-    return token or get_token()
+    resolved = token or get_token()
+    register_secret(resolved)
+    return resolved
 
 
 def check_access(repo_id: str, token: str | None) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from trainer.checkpoint.contract import MODEL_FILES, SPACE_CONFIG, SPACE_SOURCES
 from trainer.checkpoint.read import parse_ref
-from trainer.errors import UserError, exit_on_user_error, explain, network_errors
+from trainer.errors import CLIParser, UserError, exit_on_user_error, explain, network_errors
 from trainer.hub.push import resolve_token
 
 REPO = Path(__file__).resolve().parents[2]  # the repository root (trainer/hub/space.py)
@@ -105,10 +105,9 @@ def push_space(space_id: str, model_id: str, revision: str, token: str | None = 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI: `python -m trainer.hub.space org/space --model hf-hub:org/name@rev` (re)creates a Space."""
-    import argparse
 
 
-    parser = argparse.ArgumentParser(prog="python -m trainer.hub.space", description=main.__doc__, allow_abbrev=False)
+    parser = CLIParser(prog="python -m trainer.hub.space", description=main.__doc__)
     parser.add_argument("space_id", help="org/space-name")
     parser.add_argument("--model", required=True, help="hf-hub:org/name@revision (pin a commit sha)")
     parser.add_argument("--hub-token", default=None, help="default: HF_TOKEN or the cached login")
