@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trainer.errors import scrub_artifact
 from trainer.evaluation.plots import confusion_matrix_figure, reliability_figure
 
 EVAL_FILES = ("metrics", "per_class", "confusion_matrix", "reliability", "samples", "history")
@@ -86,7 +87,7 @@ def summary_markdown(ref: str, config: dict, ev: dict) -> str:
     table = "\n".join(f"| {k} | {_cell(v)} |" for k, v in rows.items())
     missing = ev.get("missing") or []
     note = f"\n\n⚠️ Not in this checkpoint: {', '.join(missing)}." if missing else ""
-    return f"| | |\n|---|---|\n{table}{note}"
+    return scrub_artifact(f"| | |\n|---|---|\n{table}{note}")  # the serving process's own token never shows
 
 
 def headline_frame(metrics: dict) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import gradio as gr
 from space import classifier, eval_results
 from space.images import InputError, decode_image
 from space.settings import NO_AUDIO_MODEL, NO_IMAGE_MODEL, NO_MODEL_ON_SPACE, Settings
-from trainer.errors import UserError
+from trainer.errors import UserError, scrub, scrub_artifact
 
 log = logging.getLogger("timm_space.app")
 DEFAULT_TOP_K = 5
@@ -26,8 +26,9 @@ def user_error(e: Exception) -> gr.Error:
     else:
         log.exception("unexpected error in a request")
         text = f"Unexpected error ({type(e).__name__}: {e}). The app is still running; try another input."
-    # gr.Error renders its message as HTML in the browser; file names come from users, so escape them.
-    return gr.Error(html.escape(text, quote=False), print_exception=False)
+    # gr.Error renders its message as HTML in the browser; file names come from users, so escape them. A Space's
+    # own HF_TOKEN (for a private model) must never reach a caller, even inside a server's error text.
+    return gr.Error(html.escape(scrub(text), quote=False), print_exception=False)
 
 
 def as_gr_error(fn: Callable) -> Callable:
@@ -130,7 +131,7 @@ class Handlers:
         _ref, _path, _config, ev = self._eval(which)
         if "metrics" not in ev:
             raise UserError("this checkpoint has no eval/metrics.json (was it written by trainer/train.py?).")
-        return ev["metrics"]
+        return scrub_artifact(ev["metrics"])  # a checkpoint from someone else's repo may quote anything
 
     def metrics_view(self, which: str = "image") -> tuple:
         """Everything the Validation-metrics tab shows, read from eval/ (errors become the summary text)."""

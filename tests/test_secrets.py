@@ -110,3 +110,20 @@ def test_home_directory_is_shown_as_tilde_in_artifacts(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "alice"))
     got = scrub_artifact({"command": ["--dataset", f"{tmp_path}/alice/photos/birds"], "n": 3})
     assert got == {"command": ["--dataset", "~/photos/birds"], "n": 3}
+
+
+def test_the_apps_own_token_never_reaches_a_caller(monkeypatch):
+    """A Space holds HF_TOKEN to pull a private model: no error text or metrics view may show it."""
+    from space import eval_results
+    from space.handlers import user_error
+    from trainer.errors import UserError, _stored_token
+
+    token = "space-secret-0123456789"  # not Hub-shaped: only its value identifies it
+    monkeypatch.setenv("HF_TOKEN", token)
+    _stored_token.cache_clear()
+    err = user_error(UserError(f"could not pull org/model: 401 for Bearer {token}"))
+    assert token not in err.message and "***" in err.message
+    config = {"label_names": ["a", "b"], "pretrained_cfg": {"input_size": [3, 8, 8]}}
+    ev = {"manifest": {"command": ["trainer/train.py", "--dataset", f"/x/{token}"]}}
+    summary = eval_results.summary_markdown("local-dir:/ckpt", config, ev)
+    assert token not in summary and "/x/***" in summary
