@@ -16,4 +16,4 @@ settings = resolve(parse_args(sys.argv[1:]))
 demo = build_demo(settings)
 
 if __name__ == "__main__":
-    demo.launch(server_name=settings.server_name, server_port=settings.server_port, share=settings.share)
+    demo.launch(**settings.launch_options())

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from space import classifier
-from space.handlers import DEFAULT_TOP_K, Handlers, _top, as_gr_error, user_error
+from space.handlers import DEFAULT_TOP_K, Handlers, _top, as_gr_error, pin_warning, user_error
 from trainer.audio.decode import load_waveform
 from trainer.audio.frontend import LogMel, sliding_window_logits, spectrogram_image, window_starts
 from trainer.config import AudioConfig
@@ -87,8 +87,10 @@ class AudioHandlers:
         except Exception as e:  # shown in the tab; the page itself must load
             return f"⚠️ {user_error(e).message}"
         cfg = front_for(clf).cfg
-        return (f"✅ `{clf.ref}` ({self.handlers.settings.audio.source}): {classifier.describe(clf)} · "
-                f"{cfg.clip_seconds:g} s clips at {cfg.sample_rate} Hz, {cfg.n_mels} mel bands")
+        settings = self.handlers.settings
+        return (f"✅ `{clf.ref}` ({settings.audio.source}): {classifier.describe(clf)} · "
+                f"{cfg.clip_seconds:g} s clips at {cfg.sample_rate} Hz, {cfg.n_mels} mel bands"
+                + (pin_warning(settings.audio) if settings.on_space else ""))
 
     @as_gr_error
     def predict_audio(self, audio) -> tuple[dict[str, float], object, str]:

@@ -166,9 +166,18 @@ def served_samples(path: Path) -> Path:
     return _SERVED[path]
 
 
+def _inside(root: Path, name) -> Path | None:
+    """root/name if it is a file inside root: samples.json comes from someone's repo and may say ../../x."""
+    if not isinstance(name, str):
+        return None
+    path = (root / name).resolve()
+    return path if path.is_relative_to(root.resolve()) and path.is_file() else None
+
+
 def _items(root: Path, entries: list[dict], caption) -> list[tuple[str, str]]:
-    """(file, caption) gallery items for samples.json entries whose thumbnail exists."""
-    return [(str(root / e["file"]), caption(e)) for e in entries if (root / e["file"]).is_file()]
+    """(file, caption) gallery items for samples.json entries whose thumbnail exists inside the served copy."""
+    return [(str(path), caption(e)) for e in entries if isinstance(e, dict)
+            and (path := _inside(root, e.get("file"))) is not None]
 
 
 def top_loss_items(root: Path, samples: dict) -> list[tuple[str, str]]:

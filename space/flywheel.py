@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from space.images import InputError, decode_image, upload_source
+from space.images import PIL_FORMATS, InputError, decode_image, upload_source
 from trainer.audio.decode import check_audio
 from trainer.data.folder_labels import CORRECTIONS_LOG, label_to_folder
 from trainer.errors import UserError
@@ -89,7 +89,7 @@ def image_upload(payload, caps: Caps) -> Upload:
 
     data, name = _read(payload, caps.file_bytes)
     rgb, _notes = decode_image(payload)
-    with Image.open(io.BytesIO(data)) as im:  # the real format, whatever the file name says
+    with Image.open(io.BytesIO(data), formats=PIL_FORMATS) as im:  # the real format, whatever the name says
         fmt = im.format
     if fmt not in IMAGE_SUFFIXES:
         raise InputError(f"{name}: {fmt} images are not stored as corrections; convert it to PNG or JPEG "

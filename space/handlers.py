@@ -47,9 +47,26 @@ def as_gr_error(fn: Callable) -> Callable:
 
 
 def _top(probs: dict[str, float], k) -> dict[str, float]:
-    """The k most probable labels (k clamped to 1…number of classes)."""
-    k = max(1, min(int(k or DEFAULT_TOP_K), len(probs)))
+    """The k most probable labels (k clamped to 1…number of classes); a k that is not a number is an InputError."""
+    if k is None or k == "":
+        k = DEFAULT_TOP_K
+    try:
+        k = int(float(k)) if not isinstance(k, bool) else None
+    except (TypeError, ValueError, OverflowError):  # "abc", [1], NaN, inf: from raw API callers
+        k = None
+    if k is None:
+        raise InputError("top_k must be a whole number from 1 to the number of classes.")
+    k = max(1, min(k, len(probs)))
     return dict(sorted(probs.items(), key=lambda kv: -kv[1])[:k])
+
+
+def pin_warning(choice) -> str:
+    """On a Space, a Hub model without a revision follows whatever is pushed next: say so in the status line."""
+    ref = choice.ref or ""
+    if ref.startswith("hf-hub:") and "@" not in ref:
+        return (f" ⚠️ {choice.source} is not pinned to a revision: every restart serves whatever was pushed last. "
+                "Pin it: hf-hub:org/name@<commit sha> (for MODEL_ID also MODEL_REVISION).")
+    return ""
 
 
 class Handlers:
@@ -77,6 +94,8 @@ class Handlers:
         ev = eval_results.read_eval(clf.path)
         items = eval_results.example_items(eval_results.served_samples(clf.path), ev.get("samples", {}))
         status = f"✅ `{clf.ref}` ({self.settings.image.source}): {classifier.describe(clf)}"
+        if self.settings.on_space:
+            status += pin_warning(self.settings.image)
         return status, items, gr.update(maximum=len(clf.labels), value=min(DEFAULT_TOP_K, len(clf.labels)))
 
     @as_gr_error
@@ -109,7 +128,14 @@ class Handlers:
                 messages.append(user_error(e).message)
         good = [im for im in decoded if im is not None]
         probs = iter(clf.predict_images(good)[0] if good else [])
-        labels = [_top(next(probs), k) if im is not None else {} for im, k in zip(decoded, top_ks, strict=True)]
+        labels = []
+        for i, (im, k) in enumerate(zip(decoded, top_ks, strict=True)):
+            p = next(probs) if im is not None else None
+            try:  # a bad top_k fails its own item only
+                labels.append(_top(p, k) if p is not None else {})
+            except InputError as e:
+                labels.append({})
+                messages[i] = user_error(e).message
         return labels, messages
 
     def pick_example(self, evt: gr.SelectData) -> str | None:

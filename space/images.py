@@ -19,6 +19,9 @@ MAX_PIXELS = 64_000_000
 # Below 8 px a side there is nothing left to classify (8 px still admits sklearn's 8×8 digits).
 MIN_SIDE = 8
 FORMATS = "PNG, JPEG, GIF, WebP, BMP or TIFF"
+# What PIL may try, by its format names (JPEG also opens the multi-picture JPEGs phones write). Anything else it
+# knows stays closed: EPS would run Ghostscript where installed, and rarer plugins are more attack surface than use.
+PIL_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
 
 
 class InputError(ValueError):
@@ -31,10 +34,12 @@ def upload_source(payload) -> tuple[io.BytesIO | Path, str]:
         raise InputError("No image: upload a file, take a webcam picture or paste one from the clipboard.")
     if isinstance(payload, str | Path):
         return Path(payload), Path(payload).name
-    name = (payload.get("orig_name") or "image")[:80]  # echoed in messages: keep a hostile name short
-    if payload.get("path"):
+    if not isinstance(payload, dict):  # a raw API caller sent a number, a list, ...
+        raise InputError(f"expected an uploaded image file, got a {type(payload).__name__}.")
+    name = str(payload.get("orig_name") or "image")[:80]  # echoed in messages: keep a hostile name short
+    if isinstance(payload.get("path"), str | Path) and payload["path"]:
         return Path(payload["path"]), name
-    url = payload.get("url") or ""
+    url = payload.get("url") if isinstance(payload.get("url"), str) else ""
     if url.startswith("data:") and "," in url:
         try:
             return io.BytesIO(base64.b64decode(url.split(",", 1)[1], validate=True)), name
@@ -53,7 +58,7 @@ def _open(src: io.BytesIO | Path, name: str):
         if src.stat().st_size == 0:
             raise InputError(f"{name}: the file is empty (0 bytes).")
     try:
-        return Image.open(src)
+        return Image.open(src, formats=PIL_FORMATS)
     except Image.DecompressionBombError:  # PIL refuses > 2 × MAX_IMAGE_PIXELS before we see the size
         raise InputError(f"{name}: the image is over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (a "
                          f"decompression bomb?); the limit is {MAX_PIXELS / 1e6:.0f} megapixels. "

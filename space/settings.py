@@ -24,6 +24,8 @@ NO_MODEL_ON_SPACE = ("No {kind} model configured for this Space: set the Space v
                      "`trainer/train.py --push-to-hub`; then restart the Space.")
 NO_AUDIO_MODEL = ("No audio model configured: pass --audio-model (a checkpoint dir or hf-hub:org/name[@revision]) "
                   "or set AUDIO_MODEL_ID.")
+MAX_FILE_SIZE = "200mb"  # gradio refuses larger uploads before they reach a handler (a 60-min 16 kHz WAV is 115 MB)
+DELETE_CACHE_S = 3600  # uploads and outputs in gradio's cache are deleted after an hour, checked hourly
 FLYWHEEL_MAX_FILES = 1000  # caps of the corrections folder (space/flywheel.py), unless set
 FLYWHEEL_MAX_MB = 500.0
 
@@ -49,6 +51,13 @@ class Settings:
     flywheel_max_files: int = FLYWHEEL_MAX_FILES
     flywheel_max_mb: float = FLYWHEEL_MAX_MB
     on_space: bool = False  # running as a Hugging Face Space (SPACE_ID set): its disk is lost on restart
+    max_file_size: str = MAX_FILE_SIZE
+    delete_cache_s: int = DELETE_CACHE_S  # 0: keep every upload until the server restarts
+
+    def launch_options(self) -> dict:
+        """The keyword arguments of demo.launch() that bound what a caller can make the server store."""
+        return {"server_name": self.server_name, "server_port": self.server_port, "share": self.share,
+                "max_file_size": self.max_file_size}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server-name", help="interface to bind, e.g. 0.0.0.0 (default 127.0.0.1)")
     parser.add_argument("--server-port", type=int, help="port (default 7860, or the next free one)")
     parser.add_argument("--share", action="store_true", help="also open a public share link")
+    parser.add_argument("--max-file-size", help=f"largest upload gradio accepts, e.g. 50mb (env MAX_FILE_SIZE; "
+                        f"default {MAX_FILE_SIZE})")
+    parser.add_argument("--delete-cache", type=int, help="delete uploads older than this many seconds, checked as "
+                        f"often (env DELETE_CACHE; 0 = never; default {DELETE_CACHE_S})")
     parser.add_argument("--flywheel-dir", help="store user corrections (input + right label) in this folder, "
                         "imagefolder layout, for trainer/train.py --extra-data (env FLYWHEEL_DIR; default: off)")
     parser.add_argument("--flywheel-max-files", type=int, help="cap on stored corrections (env FLYWHEEL_MAX_FILES; "
@@ -133,7 +146,25 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str] | None = None, root
     else:
         audio = _default(root, DEFAULT_AUDIO)
     return Settings(image=image, audio=audio, server_name=args.server_name, server_port=args.server_port,
-                    share=args.share, **_flywheel(args, env))
+                    share=args.share, **_flywheel(args, env), **_storage(args, env))
+
+
+def _storage(args: argparse.Namespace, env: Mapping[str, str]) -> dict:
+    """--max-file-size / MAX_FILE_SIZE and --delete-cache / DELETE_CACHE, checked now (a bad value stops the app)."""
+    import re
+
+    size = getattr(args, "max_file_size", None) or _env(env, "MAX_FILE_SIZE") or MAX_FILE_SIZE
+    if not re.fullmatch(r"\d+\s*(b|kb|mb|gb)", size.strip().lower()):
+        raise SystemExit(f"error: --max-file-size / MAX_FILE_SIZE must look like 50mb or 2gb, got {size!r}.")
+    seconds = getattr(args, "delete_cache", None)
+    seconds = seconds if seconds is not None else _env(env, "DELETE_CACHE")
+    try:
+        seconds = DELETE_CACHE_S if seconds is None else int(seconds)
+    except ValueError:
+        raise SystemExit(f"error: --delete-cache / DELETE_CACHE must be whole seconds, got {seconds!r}.") from None
+    if seconds < 0:
+        raise SystemExit(f"error: --delete-cache / DELETE_CACHE must be >= 0, got {seconds}.")
+    return {"max_file_size": size.strip().lower().replace(" ", ""), "delete_cache_s": seconds}
 
 
 def _cap(args: argparse.Namespace, env: Mapping[str, str], flag: str, cast: type, default: float) -> float:

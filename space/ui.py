@@ -109,7 +109,8 @@ def build_demo(settings: Settings) -> gr.Blocks:
     """The whole app for one Settings; builds the layout only (models load on page load or first request)."""
     handlers = Handlers(settings)
     corrections = Corrections(handlers)
-    with gr.Blocks(title="timm-space") as demo:
+    cache = (settings.delete_cache_s, settings.delete_cache_s) if settings.delete_cache_s else None
+    with gr.Blocks(title="timm-space", delete_cache=cache) as demo:
         gr.Markdown(f"# timm-space\n{INTRO}")
         with gr.Tab("Image"):
             _image_tab(demo, handlers, corrections)

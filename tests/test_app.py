@@ -27,8 +27,8 @@ def _launch(settings):
     from space.ui import build_demo
 
     demo = build_demo(settings)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                            quiet=True)
+    options = {**settings.launch_options(), "server_name": "127.0.0.1", "server_port": free_port()}
+    _, url, _ = demo.launch(**options, prevent_thread_lock=True, quiet=True)
     return demo, Client(url, verbose=False)
 
 

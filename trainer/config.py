@@ -164,6 +164,9 @@ class HubConfig:
             raise UserError("--create-space serves the pushed model: add --push-to-hub.")
 
 
+MAX_SPEC_CELLS = 4 * 1024 * 1024  # mels × frames of one clip's spectrogram (a 2048² image)
+
+
 @dataclass
 class AudioConfig:
     sample_rate: int = help_field(16000, "audio: resample every clip to this rate (Hz) before the spectrogram")
@@ -200,13 +203,16 @@ class AudioConfig:
     stats_samples: int = help_field(2000, "audio: train clips used to compute --spec-mean/--spec-std")
 
     def __post_init__(self) -> None:
-        if self.sample_rate < 1000:
-            raise UserError(f"--sample-rate must be >= 1000 Hz, got {self.sample_rate}.")
+        if not 1000 <= self.sample_rate <= 384_000:  # the decoder's own bounds
+            raise UserError(f"--sample-rate must be within [1000, 384000] Hz, got {self.sample_rate}.")
         if not 0.05 <= self.clip_seconds <= 60:
             raise UserError(f"--clip-seconds must be within [0.05, 60], got {self.clip_seconds}.")
         if self.n_mels < 8 or self.n_fft < 16 or self.hop_length < 1:
             raise UserError(f"need --n-mels >= 8, --n-fft >= 16, --hop-length >= 1; got {self.n_mels}, "
                             f"{self.n_fft}, {self.hop_length}.")
+        if self.n_mels > 512 or self.n_mels * self.frames > MAX_SPEC_CELLS:  # one spectrogram stays a few MB
+            raise UserError(f"the spectrogram would be {self.n_mels} mels × {self.frames} frames; keep --n-mels <= "
+                            f"512 and mels × frames <= {MAX_SPEC_CELLS:,} (raise --hop-length or shorten the clip).")
         if self.n_fft > self.clip_samples:
             raise UserError(f"--n-fft {self.n_fft} is longer than the clip ({self.clip_samples} samples); lower it "
                             "or raise --clip-seconds.")

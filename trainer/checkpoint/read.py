@@ -10,6 +10,9 @@ from trainer.checkpoint.contract import CONFIG, MANIFEST, MODEL_PATTERNS, SCHEMA
 from trainer.errors import UserError, network_errors
 
 HUB_PREFIX = "hf-hub:"
+MAX_CLASSES = 100_000  # ImageNet-21k has 21,841; a head of millions is an attack on the server's memory
+MAX_LABEL_CHARS = 200
+MAX_INPUT_SIDE = 2048  # px; timm's largest pretrained input sizes are below
 
 
 @dataclass
@@ -67,6 +70,31 @@ def _download(ref: CheckpointRef, token: str | None, with_eval: bool) -> Path:
         raise UserError(f"{ref}: download failed ({type(e).__name__}: {str(e)[:200]}).") from None
 
 
+def _check_bounds(cfg: dict, labels, where: str) -> None:
+    """A config.json from a repo someone else controls: refuse sizes that would cost the server memory or time."""
+    import math
+
+    from trainer.config import AudioConfig
+
+    if not isinstance(labels, list) or not 2 <= len(labels) <= MAX_CLASSES or not all(
+            isinstance(x, str) and 0 < len(x) <= MAX_LABEL_CHARS for x in labels):
+        raise UserError(f"{where}: label_names must be 2 to {MAX_CLASSES:,} strings of 1 to {MAX_LABEL_CHARS} "
+                        "characters; this config.json is not one the trainer writes.")
+    size = (cfg.get("pretrained_cfg") or {}).get("input_size")
+    if size is not None and not (isinstance(size, list) and len(size) == 3 and all(
+            isinstance(v, int) and v > 0 for v in size) and size[0] <= 4 and max(size[1:]) <= MAX_INPUT_SIDE):
+        raise UserError(f"{where}: input_size {str(size)[:60]} is out of bounds (channels <= 4, sides <= "
+                        f"{MAX_INPUT_SIDE} px).")
+    t = cfg.get("temperature", 1.0)
+    if t is not None and not (isinstance(t, int | float) and math.isfinite(t) and 0.01 <= t <= 100):
+        raise UserError(f"{where}: temperature {str(t)[:30]} is out of bounds (0.01 to 100).")
+    if cfg.get("modality") == "audio":
+        try:
+            AudioConfig.from_block(cfg["audio"])  # the trainer's own checks: rate, clip, mels, frames
+        except (UserError, TypeError, ValueError) as e:
+            raise UserError(f"{where}: the `audio` block of config.json is out of bounds: {str(e)[:300]}") from None
+
+
 def check_checkpoint(path: Path, where: str) -> dict:
     """config.json of one of our checkpoints, or a clear error saying why this one is not."""
     cfg_path = path / CONFIG
@@ -88,6 +116,7 @@ def check_checkpoint(path: Path, where: str) -> dict:
     if cfg.get("modality") == "audio" and not isinstance(cfg.get("audio"), dict):
         raise UserError(f"{where}: an audio checkpoint without the `audio` front-end block in config.json; "
                         "retrain it with trainer/train.py (checkpoint schema 2).")
+    _check_bounds(cfg, labels, where)
     manifest = path / MANIFEST
     version = json.loads(manifest.read_text()).get("schema_version", 1) if manifest.exists() else 1
     if version > SCHEMA_VERSION:
