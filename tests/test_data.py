@@ -110,3 +110,53 @@ def test_preresize_shrinks_only_large_images_keeping_aspect():
     small = preresize(ds, "image", 16, num_proc=0, desc="test")
     assert [im.size for im in small["image"]] == [(21, 16), (8, 8)]
     assert small["image"][0].mode == "RGB" and small["image"][0].getpixel((10, 8))[0] > 150
+
+
+def _three_splits(tmp_path, train_labels, val_labels, test_labels, feature) -> str:
+    feats = datasets.Features({"image": datasets.Image(), "label": feature})
+    dd = {name: datasets.Dataset.from_dict({"image": _images(len(labels)), "label": labels}, features=feats)
+          for name, labels in (("train", train_labels), ("validation", val_labels), ("test", test_labels))}
+    datasets.DatasetDict(dd).save_to_disk(str(tmp_path / "ds"))
+    return str(tmp_path / "ds")
+
+
+def test_minus_one_labels_in_test_are_counted_and_refused_before_training(tmp_path):
+    """The -1 'no label' convention (competition test splits) once crashed after training, with no checkpoint."""
+    path = _three_splits(tmp_path, [0, 1] * 10, [0, 1] * 5, [0, 1] * 7 + [-1] * 6,
+                         datasets.ClassLabel(names=["cat", "dog"]))
+    with pytest.raises(UserError, match=r"rows without a usable label in column 'label' \(test: 6 of 20\).*"
+                                        r"--drop-unlabeled"):
+        build_data(DataConfig(dataset=path), seed=0)
+    b = build_data(DataConfig(dataset=path, drop_unlabeled=True), seed=0)
+    assert len(b.test) == 14 and set(label_array(b.test, "label")) == {0, 1} and len(b.train) == 20
+
+
+def test_none_labels_are_named_as_missing_not_as_unseen_classes(tmp_path):
+    path = _three_splits(tmp_path, ["a", "b"] * 4 + [None], ["a", None, None, "b"], ["a", "b"],
+                         datasets.Value("string"))
+    with pytest.raises(UserError, match=r"\(train: 1 of 9, val: 2 of 4\): None") as err:
+        build_data(DataConfig(dataset=path), seed=0)
+    assert "never seen" not in str(err.value)
+    b = build_data(DataConfig(dataset=path, drop_unlabeled=True), seed=0)
+    assert (len(b.train), len(b.val), b.label_names) == (8, 2, ["a", "b"])
+
+
+def test_unlabeled_mask_catches_none_negative_and_out_of_range():
+    from trainer.data.splits import _unlabeled_mask
+
+    ds = datasets.Dataset.from_dict({"label": [0, 1, None, -1, 2, 7]}, features=datasets.Features(
+        {"label": datasets.Value("int64")}))
+    assert _unlabeled_mask(ds, "label", 3).tolist() == [False, False, True, True, False, True]
+    assert _unlabeled_mask(ds.select([0, 4, 5]), "label", None).tolist() == [False, False, False]
+
+
+def test_one_class_data_is_refused_with_a_message():
+    from trainer.data.splits import check_classes
+
+    one = datasets.Dataset.from_dict({"label": [0] * 6}, features=datasets.Features(
+        {"label": datasets.ClassLabel(names=["only", "other"])}))
+    with pytest.raises(UserError, match=r"one class only \(\['only'\]\)"):
+        check_classes(one, "label", ["only", "other"])
+    with pytest.raises(UserError, match="at least two"):
+        check_classes(one, "label", ["only"])
+    check_classes(datasets.Dataset.from_dict({"label": [0, 1]}), "label", ["a", "b"])

@@ -287,6 +287,7 @@ def test_every_epoch_pushes_snapshots_then_the_final_checkpoint(hub, tmp_path):
     assert {"config.json", "model.safetensors", "train_config.json"} <= set(first)
     assert hub.files(repo)["model.safetensors"] == (out / "model.safetensors").read_bytes()
     assert "push failed" not in proc.stdout + proc.stderr
+    assert not [p for p in out.rglob("epoch_*") if "state" not in p.parts]  # no model left behind per epoch
 
 
 def test_failed_background_push_never_stops_training(tmp_path, capsys):

@@ -65,3 +65,13 @@ def test_two_process_streaming_training_shards_the_stream(tmp_path):
     assert [row["step"] for row in history] == [2, 4]  # 256 rows / (64 x 2 ranks) = 2 steps per epoch
     preds = pq.read_table(out / "eval" / "predictions.parquet").to_pandas()
     assert len(preds[preds["split"] == "val"]) == 128 and preds[preds["split"] == "val"]["index"].is_unique
+
+
+def test_a_nan_on_one_rank_stops_every_rank_with_a_message(tmp_path):
+    """Rank 1 alone sees a NaN loss: both processes stop within seconds (no collective left waiting)."""
+    out = tmp_path / "run"
+    proc = run_cli(*_launch("tests/helpers/nan_on_rank1.py", *SMOKE, "--max-steps", "6", "--output-dir", str(out)),
+                   check=False, timeout=180)
+    assert proc.returncode != 0
+    assert proc.stderr.count("loss became non-finite at step 2") == 2, proc.stderr[-2000:]  # one line per rank
+    assert "on a process" in proc.stderr and not (out / "manifest.json").exists()

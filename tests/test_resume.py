@@ -46,3 +46,29 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert json.loads((killed / "manifest.json").read_text())["dataset"]["sizes"]["val"] == 2000
     assert abs(_val_accuracy(killed) - _val_accuracy(straight)) <= 0.005
+
+
+def test_resume_dir_must_be_our_state_layout_before_anything_is_unpickled(tmp_path):
+    """--resume DIR unpickles RNG states and our TrainState: only <out>/state/epoch_N with our files is accepted."""
+    from trainer.engine.loop import check_state_dir
+    from trainer.errors import UserError
+
+    good = tmp_path / "run" / "state" / "epoch_3"
+    good.mkdir(parents=True)
+    for name in ("model.safetensors", "optimizer.bin", "random_states_0.pkl", "random_states_1.pkl",
+                 "custom_checkpoint_0.pkl", "custom_checkpoint_1.pkl", "scaler.pt"):
+        (good / name).write_bytes(b"x")
+    check_state_dir(good, str(good))
+    elsewhere = tmp_path / "downloads" / "weights"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "model.safetensors").write_bytes(b"x")
+    (elsewhere / "custom_checkpoint_0.pkl").write_bytes(b"x")
+    with pytest.raises(UserError, match="not a state dir of ours"):
+        check_state_dir(elsewhere, str(elsewhere))
+    (good / "payload.pkl").write_bytes(b"cos\nsystem\n")  # a pickle that would run code
+    with pytest.raises(UserError, match=r"unexpected: \['payload.pkl'\].*Nothing was loaded"):
+        check_state_dir(good, str(good))
+    (good / "payload.pkl").unlink()
+    (good / "custom_checkpoint_0.pkl").unlink()
+    with pytest.raises(UserError, match="required"):
+        check_state_dir(good, str(good))

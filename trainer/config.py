@@ -43,6 +43,8 @@ class DataConfig:
     val_pct: float = help_field(0.2, "fraction of train held out (stratified) when there is no validation split")
     max_train_samples: int | None = help_field(None, "cap on training samples (stratified subset), for quick runs")
     max_eval_samples: int | None = help_field(None, "cap on validation and test samples, for quick runs")
+    drop_unlabeled: bool = help_field(False, "drop rows whose label is missing (None) or negative (-1: 'no label' "
+                                      "in datasets) instead of refusing the dataset")
     extra_data: list[str] = help_field([], "extra labelled folder DIR/<class>/<file> (the app's --flywheel-dir) "
                                        "added to the "
                                "train split only, after the holdout and --max-train-samples; repeat for more",

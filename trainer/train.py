@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> dict:
     from accelerate.utils import set_seed
 
     from trainer.data.bundle import build_data
+    from trainer.data.splits import check_classes
     from trainer.engine.folds import run_folds
     from trainer.engine.run import check_output_dir, clear_previous, make_accelerator, run_training
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
             bundle = build_stream_data(cfg)
         else:
             bundle = build_data(cfg.data, cfg.seed)
+            check_classes(bundle.train, bundle.label_column, bundle.label_names)
     accelerator.print(f"data: {bundle.source['sizes']} samples, {len(bundle.label_names)} classes, "
                       f"columns input={bundle.input_column!r} label={bundle.label_column!r}", flush=True)
     if cfg.log_with:

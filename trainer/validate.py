@@ -24,6 +24,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--label-column")
     p.add_argument("--max-eval-samples", type=int)
     p.add_argument("--group-column", help="also report metrics per value of this column (groups.json)")
+    p.add_argument("--drop-unlabeled", action="store_true", help="drop rows without a label (None or -1) instead "
+                   "of refusing the split")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--output-dir", required=True, help="where metrics.json and predictions.parquet go")
     return p.parse_args(argv)
@@ -83,7 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = DataConfig(dataset=args.dataset, dataset_config=args.dataset_config, train_split=args.split,
                      val_split=args.split, image_column=args.image_column, audio_column=args.audio_column,
                      label_column=args.label_column,
-                     max_eval_samples=args.max_eval_samples, group_column=args.group_column)
+                     max_eval_samples=args.max_eval_samples, group_column=args.group_column,
+                     drop_unlabeled=args.drop_unlabeled)
     with accelerator.main_process_first():
         bundle = build_data(cfg, seed=0)
     if label_names and list(label_names) != bundle.label_names:

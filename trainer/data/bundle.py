@@ -9,7 +9,14 @@ from trainer.config import DataConfig
 from trainer.data.extra import add_extra_data
 from trainer.data.images import verify_images
 from trainer.data.sources import detect_columns, load_source
-from trainer.data.splits import check_group_column, encode_labels, split_names, stratified_cap, stratified_holdout
+from trainer.data.splits import (
+    check_group_column,
+    check_labels,
+    encode_labels,
+    split_names,
+    stratified_cap,
+    stratified_holdout,
+)
 from trainer.data.waves import verify_audio
 from trainer.errors import UserError
 
@@ -54,6 +61,7 @@ def build_data(cfg: DataConfig, seed: int) -> DataBundle:
             skipped += dropped
         if skipped:
             print(f"warning: skipped {skipped} unreadable {modality} file(s) in {cfg.dataset}", flush=True)
+    check_labels(splits, label, cfg.drop_unlabeled)  # before encoding: None and -1 are counted, not mislabelled
     label_names = encode_labels(splits, label)
     if "val" not in splits:
         splits["train"], splits["val"] = stratified_holdout(splits["train"], label, cfg.val_pct, seed, label_names)

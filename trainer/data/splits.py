@@ -19,6 +19,60 @@ def split_names(raw, cfg: DataConfig) -> tuple[str, str | None, str | None]:
     return cfg.train_split, val, test
 
 
+def _unlabeled_mask(ds, label: str, num_classes: int | None) -> "np.ndarray":  # noqa: F821
+    """True where a row has no usable label: None, or an integer < 0 (or >= num_classes for a ClassLabel)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    column = ds.select_columns([label]).with_format("arrow")[:][label]
+    bad = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if column.type in ("int8", "int16", "int32", "int64") or str(column.type).startswith("int"):
+        values = pc.fill_null(column, 0)
+        bad |= np.asarray(pc.less(values, 0).to_numpy(zero_copy_only=False), dtype=bool)
+        if num_classes is not None:
+            bad |= np.asarray(pc.greater_equal(values, num_classes).to_numpy(zero_copy_only=False), dtype=bool)
+    return bad
+
+
+def check_labels(splits: dict, label: str, drop: bool) -> None:
+    """Count rows without a usable label per split; refuse them with the counts, or drop them (--drop-unlabeled)."""
+    import datasets
+    import numpy as np
+
+    feat = splits["train"].features[label]
+    num_classes = feat.num_classes if isinstance(feat, datasets.ClassLabel) else None
+    counts = {}
+    for name, ds in splits.items():
+        bad = _unlabeled_mask(ds, label, num_classes)
+        if bad.any():
+            counts[name] = int(bad.sum())
+            if drop:
+                splits[name] = ds.select(np.flatnonzero(~bad))
+    if not counts:
+        return
+    described = ", ".join(f"{name}: {n:,} of {len(splits[name]) + (n if drop else 0):,}" for name, n in counts.items())
+    if not drop:
+        raise UserError(f"rows without a usable label in column {label!r} ({described}): None, a negative value "
+                        "(-1 means 'no label' in datasets)" + (f" or a value >= {num_classes}" if num_classes else "")
+                        + ". Pass --drop-unlabeled to drop them, or point --test-split/--val-split at labelled "
+                        "splits.")
+    print(f"warning: dropped rows without a usable label ({described}); --drop-unlabeled", flush=True)
+    for name, ds in splits.items():
+        if len(ds) == 0:
+            raise UserError(f"split {name!r} has no labelled rows left after --drop-unlabeled.")
+
+
+def check_classes(train, label: str, label_names: list[str]) -> None:
+    """A classifier needs at least two classes, and the train split must hold at least two of them."""
+    import numpy as np
+
+    present = np.unique(label_array(train, label))
+    if len(label_names) < 2 or len(present) < 2:
+        only = [label_names[i] for i in present[:1]] or label_names[:1]
+        raise UserError(f"the train split holds one class only ({only}): a classifier needs at least two. "
+                        "Check --label-column, or add samples of the other classes.")
+
+
 def encode_labels(splits: dict, label: str) -> list[str]:
     """Cast the label column of every split to one shared ClassLabel; return the label names."""
     import datasets

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -37,17 +38,46 @@ class TrainState:
         self.__dict__.update(d)
 
 
+# What Accelerate's save_state writes for our loop (safe_serialization=True), and nothing else: resuming unpickles
+# the .pkl files (RNG states, our TrainState), so a folder is checked against this list before anything is loaded.
+STATE_FILES = re.compile(r"(model(_\d+)?\.safetensors|optimizer(_\d+)?\.bin|scheduler(_\d+)?\.bin|"
+                         r"sampler(_\d+)?\.bin|scaler\.pt|random_states_\d+\.pkl|custom_checkpoint_\d+\.pkl)")
+
+
+def check_state_dir(path: Path, flag: str) -> None:
+    """--resume DIR must be <output dir>/state/epoch_N as our loop writes it; refuse anything else unread."""
+    if not path.is_dir() or path.parent.name != STATE_DIR or not re.fullmatch(r"epoch_\d+", path.name):
+        raise UserError(f"--resume {flag}: not a state dir of ours (expected <output-dir>/{STATE_DIR}/epoch_N); "
+                        "use --resume auto to continue the run in --output-dir.")
+    names = {p.name for p in path.iterdir()}
+    foreign = sorted(n for n in names if not STATE_FILES.fullmatch(n))
+    if foreign or not {"model.safetensors", "custom_checkpoint_0.pkl"} <= names:
+        raise UserError(f"--resume {flag}: this folder does not hold the files our training loop saves "
+                        f"(unexpected: {foreign[:5]}; required: model.safetensors, custom_checkpoint_0.pkl). "
+                        "Nothing was loaded from it.")
+
+
 def find_resume(out: Path, resume: str | None) -> Path | None:
     """The state dir to resume from: 'auto' → latest in out/state (None if there is none), or a path."""
     if not resume:
         return None
     if resume != "auto":
-        path = Path(resume)
-        if not (path / "train_state.json").exists() and not any(path.glob("*.safetensors")):
-            raise UserError(f"--resume {resume}: not an Accelerate state dir of ours; use --resume auto.")
+        path = Path(resume).expanduser()
+        check_state_dir(path, resume)
         return path
-    states = sorted((out / STATE_DIR).glob("epoch_*"), key=lambda p: int(p.name.split("_")[1]))
+    states = sorted((p for p in (out / STATE_DIR).glob("epoch_*") if re.fullmatch(r"epoch_\d+", p.name)),
+                    key=lambda p: int(p.name.split("_")[1]))
+    if states:
+        check_state_dir(states[-1], f"auto ({states[-1]})")
     return states[-1] if states else None
+
+
+def finite_everywhere(accelerator, loss: torch.Tensor) -> bool:
+    """Whether the loss is finite on every process (one all-reduce of a flag; a NaN on one rank stops all)."""
+    bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0], device=loss.device)
+    if accelerator.num_processes > 1:
+        bad = accelerator.reduce(bad, reduction="sum")
+    return bool(bad.item() == 0)
 
 
 def save_epoch_state(accelerator, out: Path, epoch: int) -> Path:
@@ -107,9 +137,10 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
                 x, y = ctx.mixup(x, y)
             with accelerator.autocast():
                 loss = ctx.criterion(ctx.model(x), y)
-            if not torch.isfinite(loss):
-                raise UserError(f"loss became {loss.item()} at step {st.step} (epoch {epoch + 1}); the last good "
-                                f"state is in {ctx.out / STATE_DIR}. Lower --lr or set --clip-grad, then --resume.")
+            if not finite_everywhere(accelerator, loss):  # every rank stops together: none waits in a collective
+                raise UserError(f"loss became non-finite at step {st.step} (epoch {epoch + 1}) on "
+                                f"{'a process' if accelerator.num_processes > 1 else 'this run'}; the last good state "
+                                f"is in {ctx.out / STATE_DIR}. Lower --lr or set --clip-grad, then --resume auto.")
             accelerator.backward(loss)
             if accelerator.sync_gradients and cfg.optim.clip_grad:
                 accelerator.clip_grad_norm_(ctx.model.parameters(), cfg.optim.clip_grad)

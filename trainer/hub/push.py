@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import warnings
 from collections.abc import Callable
@@ -160,9 +161,10 @@ class EpochPusher:
             snap = self.scratch / f"epoch_{epoch}"
             snap.mkdir(parents=True, exist_ok=True)
             self.write_snapshot(snap)
-            # the bytes are read now, so the snapshot dir can be reused while the upload runs
+            # the bytes are read now, so the snapshot dir can go while the upload runs
             ops = [CommitOperationAdd(path_in_repo=p.relative_to(snap).as_posix(), path_or_fileobj=p.read_bytes())
                    for p in sorted(snap.rglob("*")) if p.is_file()]
+            shutil.rmtree(snap, ignore_errors=True)  # held in memory now: no full model left on disk per epoch
             self.future = self.api.create_commit(self.repo_id, operations=ops, commit_message=message,
                                                  revision=self.revision, run_as_future=True)
             self.future.add_done_callback(self._report)
