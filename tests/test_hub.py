@@ -62,9 +62,9 @@ def logits(ref: str, env: dict) -> dict:
     return json.loads(run(["-c", LOGITS, ref], env).stdout.strip().splitlines()[-1])
 
 
-def upload_commits(hub: LocalHub, repo: str, repo_type: str = "model") -> list[dict]:
+def upload_commits(hub: LocalHub, repo: str, repo_type: str = "model", revision: str = "main") -> list[dict]:
     """The repo's commits made by our code (the Hub's own 'initial commit' on create excluded)."""
-    return [c for c in hub.commits(repo, repo_type) if "initial" not in c["title"].lower()]
+    return [c for c in hub.commits(repo, repo_type, revision) if "initial" not in c["title"].lower()]
 
 
 @pytest.mark.slow
@@ -304,3 +304,16 @@ def test_failed_background_push_never_stops_training(tmp_path, capsys):
     pusher.wait()
     logged = capsys.readouterr().out
     assert "epoch 1 push failed, training goes on" in logged and TOKEN not in logged
+
+
+def test_hub_revision_pushes_to_that_branch_only(hub, tmp_path, smoke_run):
+    """--hub-revision dev: the checkpoint lands on branch dev (created from main); main keeps what it had."""
+    repo = f"{USER}/branch-push"
+    env = hub_env(hub, tmp_path / "home")
+    run(["-m", "trainer.hub", "push", str(smoke_run), "--hub-model-id", repo, "--hub-revision", "dev"], env)
+    dev = hub.files(repo, revision="dev")
+    assert dev["model.safetensors"] == (smoke_run / "model.safetensors").read_bytes()
+    assert "model.safetensors" not in hub.files(repo)  # main: only what create_repo made
+    assert upload_commits(hub, repo, revision="dev") and not upload_commits(hub, repo)
+    fresh = hub_env(hub, tmp_path / "fresh", token=None)
+    assert logits(f"hf-hub:{repo}@dev", fresh) == logits(f"local-dir:{smoke_run}", fresh)

@@ -106,6 +106,8 @@ class ModelConfig:
 @dataclass
 class AugmentConfig:
     scale: list = help_field([0.08, 1.0], "RandomResizedCrop scale range", nargs=2, type=float)
+    ratio: list = help_field([0.75, 1.3333333333333333], "RandomResizedCrop aspect-ratio range (1 1: no aspect "
+                             "jitter; with --scale 1 1 the crop is off)", nargs=2, type=float)
     hflip: float = help_field(0.5, "horizontal flip probability")
     vflip: float = help_field(0.0, "vertical flip probability")
     color_jitter: float = help_field(0.0, "color jitter strength (PIL path only)")
@@ -119,6 +121,8 @@ class AugmentConfig:
         lo, hi = self.scale
         if not 0.0 < lo <= hi <= 1.0:
             raise UserError(f"--scale needs 0 < min <= max <= 1, got {self.scale}.")
+        if not 0.0 < self.ratio[0] <= self.ratio[1]:
+            raise UserError(f"--ratio needs 0 < min <= max, got {self.ratio}.")
         for name in ("hflip", "vflip", "reprob", "smoothing"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"--{name} must be within [0, 1], got {getattr(self, name)}.")

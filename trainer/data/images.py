@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 
 from trainer.config import AugmentConfig
+from trainer.errors import UserError
 
 CACHE_AUTO_LIMIT = 4 * 2**30  # bytes of decoded uint8 pixels that 'auto' keeps in memory
 
@@ -52,6 +53,7 @@ def train_transform(data_cfg: dict, aug: AugmentConfig) -> Callable:
 
     return create_transform(
         input_size=data_cfg["input_size"], is_training=True, use_prefetcher=True, scale=tuple(aug.scale),
+        ratio=tuple(aug.ratio),
         hflip=aug.hflip, vflip=aug.vflip, color_jitter=aug.color_jitter or None, auto_augment=aug.aa,
         interpolation=data_cfg["interpolation"], mean=data_cfg["mean"], std=data_cfg["std"])
 
@@ -136,6 +138,11 @@ def decode_all(ds: torch.utils.data.Dataset, num_workers: int, desc: str, batch_
 def use_decode_cache(mode: str, decoded_bytes: float, aug: AugmentConfig | None = None) -> bool:
     """Whether to decode once: 'on'/'off', or 'auto' when the decoded data fits CACHE_AUTO_LIMIT and no PIL-only
     augmentation needs the undecoded image (aug None: data that is only evaluated, or audio)."""
+    pil_only = aug is not None and (aug.aa or aug.color_jitter)
+    if mode == "on" and pil_only:  # decoding once means no PIL step per epoch: they would silently do nothing
+        raise UserError("--aa and --color-jitter are PIL augmentations applied each time an image is decoded; "
+                        "--decode-cache on decodes once, so they would be dropped. Use --decode-cache auto (it "
+                        "turns the cache off for them) or drop the augmentation.")
     if mode != "auto":
         return mode == "on"
     return decoded_bytes <= CACHE_AUTO_LIMIT and (aug is None or (not aug.aa and not aug.color_jitter))
@@ -180,7 +187,7 @@ def batch_random_resized_crop(x: torch.Tensor, aug: AugmentConfig) -> torch.Tens
     """
     n, dev = x.shape[0], x.device
     area = torch.empty(n, device=dev).uniform_(*aug.scale)
-    log_r = torch.empty(n, device=dev).uniform_(math.log(3 / 4), math.log(4 / 3))
+    log_r = torch.empty(n, device=dev).uniform_(math.log(aug.ratio[0]), math.log(aug.ratio[1]))
     ratio = torch.exp(log_r)
     sw = torch.sqrt(area * ratio).clamp(max=1.0)  # crop width / image width
     sh = torch.sqrt(area / ratio).clamp(max=1.0)
