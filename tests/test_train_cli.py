@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
 
-from tests.helpers.cli import SMOKE, run_cli, tree_hash
+from tests.helpers.cli import REPO, SMOKE, run_cli, tree_hash
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -153,3 +154,61 @@ def test_torch_compile_run_writes_a_plain_timm_checkpoint(tmp_path):
     assert "checkpoint written to" in proc.stdout
     model = timm.create_model(f"local-dir:{out}", pretrained=True)
     assert model.num_classes == 10
+
+
+@pytest.fixture(scope="module")
+def second_run(tmp_path_factory) -> Path:
+    """Another smoke checkpoint (other seed): the 'new' one written over the session's smoke run."""
+    out = tmp_path_factory.mktemp("second") / "run"
+    run_cli("trainer/train.py", *SMOKE, "--seed", "1", "--output-dir", str(out))
+    return out
+
+
+def _served(path: Path) -> tuple:
+    return tuple((path / n).read_bytes() for n in ("config.json", "model.safetensors", "eval/metrics.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["after_weights", "after_config", "before_manifest", "after_manifest"])
+def test_kill_during_a_checkpoint_rewrite_leaves_the_old_or_the_new_never_a_mix(smoke_run, second_run, tmp_path,
+                                                                                 point):
+    import shutil
+    import subprocess
+    import sys
+
+    from trainer.checkpoint.integrity import consistent_dir, restore
+    from trainer.checkpoint.read import open_checkpoint
+
+    out = tmp_path / "out"
+    shutil.copytree(smoke_run, out, ignore=shutil.ignore_patterns("state", "logs"))
+    old, new = _served(out), _served(second_run)
+    assert old != new
+    proc = subprocess.run([sys.executable, "tests/helpers/kill_during_install.py", str(out), str(second_run), point],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILL, at the named point
+    raw = _served(out)
+    if point == "after_weights":  # on disk: the new weights beside the old config, a mix plain timm would load
+        assert raw[1] == new[1] and raw[0] == old[0]
+    path, config = open_checkpoint(str(out))  # what the app and validate.py read
+    got = _served(path)
+    assert got in (old, new), point
+    assert got == (new if point == "after_manifest" else old)
+    restore(out)  # the next writer (or a push) first puts that set back in place
+    assert consistent_dir(out, "out") == out and _served(out) == got
+
+
+def test_a_file_changed_behind_the_manifest_is_refused(smoke_run, tmp_path):
+    import shutil
+
+    from trainer.checkpoint.read import open_checkpoint
+    from trainer.errors import UserError
+
+    out = tmp_path / "out"
+    shutil.copytree(smoke_run, out, ignore=shutil.ignore_patterns("state", "logs"))
+    assert set(json.loads((out / "manifest.json").read_text())["files"]) == {
+        "config.json", "model.safetensors", "train_config.json", "eval"}
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["label_names"][0] = "edited"
+    (out / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UserError, match="config.json does not match manifest.json"):
+        open_checkpoint(str(out))

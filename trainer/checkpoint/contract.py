@@ -27,9 +27,10 @@ MODEL_PATTERNS = list(MODEL_FILES)
 SERVED_PATTERNS = [CONFIG, WEIGHTS, CARD, MANIFEST, TRAIN_CONFIG, f"{EVAL_DIR}/*"]
 
 STATE_DIR = "state"  # Accelerate save_state folders for --resume
-STAGING_DIR = ".staging"  # a checkpoint being written, renamed into place piece by piece
+STAGING_DIR = ".staging"  # a checkpoint being written, renamed into place piece by piece (manifest.json last)
+PREVIOUS_DIR = ".previous"  # the replaced checkpoint's files, kept until the new manifest.json is in place
 SNAPSHOT_DIR = ".hub_snapshot"  # --hub-strategy every_epoch: the epoch's model files being pushed
-LOCAL_ONLY = (STATE_DIR, STAGING_DIR, SNAPSHOT_DIR)  # never pushed: resume state (pickles) and scratch dirs
+LOCAL_ONLY = (STATE_DIR, STAGING_DIR, PREVIOUS_DIR, SNAPSHOT_DIR)  # never pushed: resume state and scratch dirs
 
 SPACE_CONFIG = "space_config.json"  # beside a Space's app.py: the model (and revision) it serves
 # The code a Space runs (--create-space ships these, whole folders minus caches): the app and the side-effect-free

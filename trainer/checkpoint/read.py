@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.checkpoint.contract import CONFIG, MANIFEST, MODEL_PATTERNS, SCHEMA_VERSION, SERVED_PATTERNS, WEIGHTS
+from trainer.checkpoint.integrity import consistent_dir
 from trainer.errors import UserError, network_errors
 
 HUB_PREFIX = "hf-hub:"
@@ -129,6 +130,7 @@ def open_checkpoint(ref: str, token: str | None = None, with_eval: bool = True) 
     """(local dir holding the files, checked config) for a local dir or an hf-hub: reference."""
     parsed = parse_ref(ref)
     path = parsed.path if parsed.path is not None else _download(parsed, token, with_eval)
+    path = consistent_dir(path, str(parsed))  # the set manifest.json names, even after an interrupted write
     return path, check_checkpoint(path, str(parsed))
 
 

@@ -18,6 +18,7 @@ from trainer.checkpoint.contract import (
     CONFIG,
     EVAL_DIR,
     MANIFEST,
+    PREVIOUS_DIR,
     SCHEMA_VERSION,
     STAGING_DIR,
     TRAIN_CONFIG,
@@ -25,6 +26,7 @@ from trainer.checkpoint.contract import (
     config_fields,
     primary_split,
 )
+from trainer.checkpoint.integrity import digests, restore
 from trainer.data.images import to_rgb
 from trainer.errors import scrub_artifact
 from trainer.evaluation.plots import confusion_matrix_figure, reliability_figure, save_png
@@ -173,18 +175,25 @@ def _write_plots(eval_dir: Path, main: dict, label_names: list[str], primary: st
     save_png(reliability_figure(main["reliability"]), eval_dir / "reliability.png")
 
 
-def _install(staging: Path, out: Path) -> None:
-    """Move staged files/dirs into out, each by rename; an old dir is swapped out before it is deleted."""
+def install(staging: Path, out: Path) -> None:
+    """Move a complete staged checkpoint into out, manifest.json last, keeping each replaced file in .previous/
+    until then: a kill at any point leaves the set the current manifest.json names (checkpoint/integrity.py)."""
+    restore(out)  # an earlier write was interrupted: put the set its manifest trusts back in place first
+    previous = out / PREVIOUS_DIR
+    shutil.rmtree(previous, ignore_errors=True)
+    previous.mkdir()
     for item in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):  # manifest last
         target = out / item.name
-        if item.is_dir() and target.exists():
-            old = out / f".old_{item.name}"
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            item.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(item, target)
+        if target.exists() and item.name != MANIFEST:  # manifest.json itself is replaced in one rename
+            if target.is_dir():
+                target.rename(previous / item.name)
+            else:
+                try:
+                    os.link(target, previous / item.name)  # the old bytes stay reachable, at no copy cost
+                except OSError:  # a filesystem without hard links
+                    shutil.copy2(target, previous / item.name)
+        os.replace(item, target)
+    shutil.rmtree(previous, ignore_errors=True)
     staging.rmdir()
 
 
@@ -209,7 +218,7 @@ def save_model_files(model, directory: Path, data_cfg: dict, label_names: list[s
 def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], temperature: float,
                      train_config: dict, results: dict, preds: dict, sample_ds, input_column: str,
                      history: list, run_manifest: dict, audio: dict | None = None) -> None:
-    """Stage the whole contract in out/.staging, then rename each piece into out (manifest last)."""
+    """Stage the whole contract in out/.staging (manifest.json with each file's sha256), then install it."""
     staging = out / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
     save_model_files(model, staging, data_cfg, label_names, audio, temperature)
@@ -219,6 +228,6 @@ def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], t
     write_predictions(staging / EVAL_DIR / "predictions.parquet", preds)
     samples = write_samples(staging / EVAL_DIR / "samples", sample_ds, input_column, preds[primary], label_names)
     write_json(staging / EVAL_DIR / "samples.json", {"split": primary, **samples})
-    write_json(staging / MANIFEST, run_manifest)
+    write_json(staging / MANIFEST, {**run_manifest, "files": digests(staging)})  # what readers will trust
     write_card(staging, final_dir=out)
-    _install(staging, out)
+    install(staging, out)

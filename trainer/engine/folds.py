@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from trainer.checkpoint.card import write_card
-from trainer.checkpoint.contract import FOLDS_DIR, SERVED_FILES
-from trainer.checkpoint.write import write_json
+from trainer.checkpoint.contract import FOLDS_DIR, SERVED_FILES, STAGING_DIR
+from trainer.checkpoint.write import install, write_json
 from trainer.config import TrainConfig
 from trainer.data.bundle import DataBundle
 from trainer.data.extra import split_off_extra
@@ -52,13 +52,13 @@ def run_folds(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, run_
     summary = {"folds": cfg.folds, "metric": cfg.metric, "best_fold": best, "summary": summarize(per_fold)}
     if accelerator.is_main_process:
         write_json(out / FOLDS_DIR / "summary.json", summary)
-        for name in SERVED_FILES:  # the served model: the best fold, copied file by file
-            src, dst = out / FOLDS_DIR / str(best) / name, out / name
-            if src.is_dir():
-                shutil.rmtree(dst, ignore_errors=True)
-                shutil.copytree(src, dst)
-            else:
-                shutil.copy2(src, dst)
+        staging = out / STAGING_DIR  # the served model: the best fold, installed as one set like any checkpoint
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        for name in SERVED_FILES:
+            src = out / FOLDS_DIR / str(best) / name
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, staging / name)
+        install(staging, out)
         write_card(out)  # the card describes the served (best) fold, under out's name
     accelerator.wait_for_everyone()
     return summary
