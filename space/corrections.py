@@ -8,7 +8,7 @@ import gradio as gr
 
 from space import classifier
 from space.audio import AudioHandlers
-from space.flywheel import MB, Caps, Flywheel, Saved, audio_upload, check_label, image_upload, size_text
+from space.flywheel import MB, Caps, Flywheel, Saved, audio_upload, check_label, client_id, image_upload, size_text
 from space.handlers import Handlers, as_gr_error
 from space.images import InputError
 from space.settings import Settings
@@ -25,12 +25,13 @@ def notice(settings: Settings) -> str:
         return f"ℹ️ {FLYWHEEL_OFF}"
     text = (f"**Before you save:** *Save correction* stores the file you uploaded, exactly as uploaded, and the label "
             f"you pick on this app's server in `{settings.flywheel_dir}`, with the time and what the model predicted, "
-            "to train the next version of the model. No account, IP address or file name is recorded. Save only "
-            "files you may share and that show nobody's private information. Limits: "
-            f"{size_text(Caps.file_bytes)} per file, {settings.flywheel_max_files} files and "
-            f"{settings.flywheel_max_mb:g} MB in all.\n\nOn a Hugging Face Space, files written to the Space's disk "
-            "are lost when it restarts or rebuilds unless persistent storage is attached (and the folder is under "
-            f"`{SPACE_STORAGE}`).")
+            "to train the next version of the model, once the app's owner has reviewed it. No account or file name is "
+            "recorded; the address you connect from is kept only as a salted one-way hash, to allow each visitor "
+            f"{settings.flywheel_quota} corrections an hour. Save only files you may share and that show nobody's "
+            f"private information. Limits: {size_text(Caps.file_bytes)} per file, {settings.flywheel_max_files} "
+            f"files and {settings.flywheel_max_mb:g} MB in all.\n\nOn a Hugging Face Space, files written to the "
+            "Space's disk are lost when it restarts or rebuilds unless persistent storage is attached (and the "
+            f"folder is under `{SPACE_STORAGE}`).")
     if settings.on_space and not Path(settings.flywheel_dir).resolve().is_relative_to(SPACE_STORAGE):
         text += f"\n\n⚠️ This Space keeps corrections outside `{SPACE_STORAGE}`: they will be lost at its next restart."
     return text
@@ -65,7 +66,8 @@ class Corrections:
         s = handlers.settings
         self.handlers = handlers
         self.audio = AudioHandlers(handlers)
-        caps = Caps(files=s.flywheel_max_files, total_bytes=int(s.flywheel_max_mb * MB))
+        caps = Caps(files=s.flywheel_max_files, total_bytes=int(s.flywheel_max_mb * MB),
+                    per_client_hour=s.flywheel_quota)
         self.flywheel = Flywheel(s.flywheel_dir, caps) if s.flywheel_dir else None
 
     def _on(self) -> Flywheel:
@@ -92,8 +94,12 @@ class Corrections:
         """On page load: the audio model's labels for the dropdown."""
         return self._labels("audio")
 
+    def _client(self, request: gr.Request | None) -> str | None:
+        """The quota's client: the first X-Forwarded-For hop on a Space (behind its proxy), else the address."""
+        return client_id(request, behind_proxy=self.handlers.settings.on_space)
+
     @as_gr_error
-    def save_image(self, image, label: str | None) -> str:
+    def save_image(self, image, label: str | None, request: gr.Request = None) -> str:
         """Store the uploaded image (original bytes) under the label picked → where it went, or why not."""
         flywheel = self._on()
         if image is None:
@@ -102,11 +108,11 @@ class Corrections:
         check_label(label, clf.labels)
         upload = image_upload(image, flywheel.caps)
         (probs,), _ms = clf.predict_images([upload.decoded])
-        saved = flywheel.save(upload, label, clf.labels, _meta(clf.ref, clf.path, probs))
+        saved = flywheel.save(upload, label, clf.labels, _meta(clf.ref, clf.path, probs), self._client(request))
         return _message(saved, label, flywheel.caps)
 
     @as_gr_error
-    def save_audio(self, clip, label: str | None) -> str:
+    def save_audio(self, clip, label: str | None, request: gr.Request = None) -> str:
         """Store the uploaded clip (original bytes) under the label picked → where it went, or why not."""
         flywheel = self._on()
         if clip is None:
@@ -116,7 +122,7 @@ class Corrections:
         check_label(label, config["label_names"])
         upload = audio_upload(clip, flywheel.caps)
         probs, _spectrogram, _info = self.audio.predict_audio(clip)  # the top-k the user saw
-        saved = flywheel.save(upload, label, config["label_names"], _meta(ref, path, probs))
+        saved = flywheel.save(upload, label, config["label_names"], _meta(ref, path, probs), self._client(request))
         return _message(saved, label, flywheel.caps)
 
 

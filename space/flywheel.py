@@ -1,9 +1,11 @@
 """Data flywheel storage: a corrected label and the upload's original bytes, saved atomically, never overwritten.
 
-Layout: DIR/<class folder>/<UTC time>-<sha256 prefix>.<ext>, which `datasets.load_dataset("imagefolder",
-data_dir=DIR)` (or "audiofolder") reads and `trainer/train.py --extra-data DIR` adds to the next training run.
-Class names that a folder cannot hold are percent-encoded (trainer/data/folder_labels.py, shared with the trainer).
-DIR/corrections.jsonl adds one line per stored file: which model predicted what. Nothing here loads a model.
+Layout: DIR/pending/<class folder>/<UTC time>-<sha256 prefix>.<ext> — quarantined until the app's owner reviews
+them (`python -m space.review DIR`, space/review.py) into DIR/accepted/<class folder>/, the folders
+`trainer/train.py --extra-data DIR` trains on. Class names that a folder cannot hold are percent-encoded
+(trainer/data/folder_labels.py, shared with the trainer). DIR/corrections.jsonl adds one line per stored file:
+which model predicted what, and a hash of the client that sent it (for the hourly quota). Caps, quota and names
+are checked under a file lock, so several app processes share one folder safely. Nothing here loads a model.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import io
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from space.images import PIL_FORMATS, InputError, decode_image, upload_source
 from trainer.audio.decode import check_audio
-from trainer.data.folder_labels import CORRECTIONS_LOG, label_to_folder
+from trainer.data.folder_labels import ACCEPTED_DIR, CORRECTIONS_LOG, PENDING_DIR, label_to_folder
 from trainer.errors import UserError
 
 log = logging.getLogger("timm_space.flywheel")
@@ -41,6 +44,7 @@ class Caps:
     file_bytes: int = 20 * MB
     files: int = 1000
     total_bytes: int = 500 * MB
+    per_client_hour: int = 30  # corrections one client may store per hour
 
 
 @dataclass
@@ -119,8 +123,40 @@ def check_label(label: str | None, labels: list[str]) -> None:
                          "Nothing was saved.")
 
 
+def client_id(request, behind_proxy: bool) -> str | None:
+    """Who sent a request, for the quota: the first X-Forwarded-For hop behind a proxy that sets it (a Space's),
+    else the connecting address (gradio's request.client.host). None when gradio gives no request."""
+    if request is None:
+        return None
+    forwarded = (getattr(request, "headers", None) or {}).get("x-forwarded-for", "") if behind_proxy else ""
+    host = forwarded.split(",")[0].strip() if forwarded else getattr(getattr(request, "client", None), "host", "")
+    return host or None
+
+
+@contextlib.contextmanager
+def folder_lock(root: Path):
+    """An exclusive lock on root/.lock across processes (fcntl.flock; threads are serialised by the caller)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fh = open(root / ".lock", "a")  # noqa: SIM115 - closed by the with below
+    except OSError as e:
+        raise UserError(f"cannot store the correction in {root} ({type(e).__name__}: {e}); check that the "
+                        "directory is writable and the disk has space. Nothing was saved.") from None
+    with fh:
+        try:
+            import fcntl
+        except ImportError:  # Windows: one process per folder is assumed (documented)
+            yield
+            return
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class Flywheel:
-    """One app's corrections folder: usage, caps, and the atomic save."""
+    """One app's corrections folder: usage, caps, the hourly quota per client, and the atomic save."""
 
     def __init__(self, root: str | Path, caps: Caps | None = None) -> None:
         self.root = Path(root).expanduser()
@@ -128,10 +164,10 @@ class Flywheel:
         self._lock = threading.Lock()  # gradio runs handlers in threads: cap check + write must be one step
 
     def stored(self) -> list[Path]:
-        """The stored corrections, root/<class>/<file> (hidden temp files of a save in progress excluded)."""
+        """The stored corrections, pending and accepted, <state>/<class>/<file> (temp files excluded)."""
         if not self.root.is_dir():
             return []
-        return sorted(p for p in self.root.glob("*/*")
+        return sorted(p for state in (PENDING_DIR, ACCEPTED_DIR) for p in (self.root / state).glob("*/*")
                       if p.is_file() and not p.name.startswith(".") and not p.parent.name.startswith("."))
 
     def usage(self) -> tuple[int, int]:
@@ -139,22 +175,47 @@ class Flywheel:
         files = self.stored()
         return len(files), sum(p.stat().st_size for p in files)
 
-    def save(self, upload: Upload, label: str | None, labels: list[str], meta: dict | None = None) -> Saved:
-        """Store one correction under its label's folder, or say why not (label, caps, disk)."""
+    def save(self, upload: Upload, label: str | None, labels: list[str], meta: dict | None = None,
+             client: str | None = None) -> Saved:
+        """Store one correction in pending/<label>/, or say why not (label, caps, quota, disk)."""
         check_label(label, labels)
         digest = hashlib.sha256(upload.data).hexdigest()
-        folder = self.root / label_to_folder(label)
-        with self._lock:
+        folder = self.root / PENDING_DIR / label_to_folder(label)
+        with self._lock, folder_lock(self.root):
+            who = hashlib.sha256(f"{self._salt()}|{client}".encode()).hexdigest()[:16] if client else None
             files, total = self.usage()
-            same = sorted(folder.glob(f"*-{digest[:16]}{upload.suffix}")) if folder.is_dir() else []
+            same = [p for state in (PENDING_DIR, ACCEPTED_DIR)
+                    for p in sorted((self.root / state / label_to_folder(label)).glob(f"*-{digest[:16]}*"))]
             if same:  # a double click or a re-send: one copy is enough
                 return Saved(same[0].relative_to(self.root), files, total, duplicate=True)
             self._check_caps(files, total, len(upload.data))
+            self._check_quota(who)
             path = self._write(folder, digest, upload.data, upload.suffix)
-            self._log({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            self._log({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "epoch": round(time.time(), 1),
                        "file": path.relative_to(self.root).as_posix(), "label": label, "modality": upload.modality,
-                       "sha256": digest, "bytes": len(upload.data), **(meta or {})})
+                       "sha256": digest, "bytes": len(upload.data), "client": who, **(meta or {})})
         return Saved(path.relative_to(self.root), files + 1, total + len(upload.data))
+
+    def _salt(self) -> str:
+        """This folder's random salt (created once): a hashed address cannot be reversed by trying all of them."""
+        path = self.root / ".salt"
+        if not path.is_file():
+            path.write_text(secrets.token_hex(16))
+        return path.read_text().strip()
+
+    def _check_quota(self, who: str | None) -> None:
+        """InputError when this client already stored its hourly quota (counted in corrections.jsonl)."""
+        if who is None:
+            return
+        since, count = time.time() - 3600, 0
+        with contextlib.suppress(OSError):
+            for line in (self.root / CORRECTIONS_LOG).read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(ValueError, AttributeError):
+                    record = json.loads(line)
+                    count += record.get("client") == who and record.get("epoch", 0) >= since
+        if count >= self.caps.per_client_hour:
+            raise InputError(f"You have sent {count} corrections in the last hour, the limit per visitor; thank "
+                             "you! Try again later (nothing was saved).")
 
     def _log(self, record: dict) -> None:
         """Append one line to corrections.jsonl; the file itself is already stored, so a failure only warns."""

@@ -28,6 +28,7 @@ MAX_FILE_SIZE = "200mb"  # gradio refuses larger uploads before they reach a han
 DELETE_CACHE_S = 3600  # uploads and outputs in gradio's cache are deleted after an hour, checked hourly
 FLYWHEEL_MAX_FILES = 1000  # caps of the corrections folder (space/flywheel.py), unless set
 FLYWHEEL_MAX_MB = 500.0
+FLYWHEEL_QUOTA = 30  # corrections per client per hour
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Settings:
     flywheel_dir: str | None = None  # where "Wrong? Pick the right label" stores corrections; None: off
     flywheel_max_files: int = FLYWHEEL_MAX_FILES
     flywheel_max_mb: float = FLYWHEEL_MAX_MB
+    flywheel_quota: int = FLYWHEEL_QUOTA
     on_space: bool = False  # running as a Hugging Face Space (SPACE_ID set): its disk is lost on restart
     max_file_size: str = MAX_FILE_SIZE
     delete_cache_s: int = DELETE_CACHE_S  # 0: keep every upload until the server restarts
@@ -78,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"default {FLYWHEEL_MAX_FILES})")
     parser.add_argument("--flywheel-max-mb", type=float, help="cap on the corrections folder's size in MB "
                         f"(env FLYWHEEL_MAX_MB; default {FLYWHEEL_MAX_MB:g})")
+    parser.add_argument("--flywheel-quota", type=int, help="corrections one client may store per hour (env "
+                        f"FLYWHEEL_QUOTA; default {FLYWHEEL_QUOTA}); the client is the first X-Forwarded-For hop "
+                        "on a Space, else the connecting address")
     return parser
 
 
@@ -188,4 +193,5 @@ def _flywheel(args: argparse.Namespace, env: Mapping[str, str]) -> dict:
     return {"flywheel_dir": getattr(args, "flywheel_dir", None) or _env(env, "FLYWHEEL_DIR"),
             "flywheel_max_files": int(_cap(args, env, "flywheel_max_files", int, FLYWHEEL_MAX_FILES)),
             "flywheel_max_mb": _cap(args, env, "flywheel_max_mb", float, FLYWHEEL_MAX_MB),
+            "flywheel_quota": int(_cap(args, env, "flywheel_quota", int, FLYWHEEL_QUOTA)),
             "on_space": _env(env, "SPACE_ID") is not None}

@@ -37,8 +37,8 @@ def flywheel_app(smoke_run, tmp_path_factory):
 
 
 def _stored(root) -> list:
-    """The corrections on disk (root/<class folder>/<file>, no hidden temp files)."""
-    return sorted(p for p in root.glob("*/*") if not p.name.startswith("."))
+    """The corrections on disk (root/pending|accepted/<class folder>/<file>, no hidden temp files)."""
+    return sorted(p for p in root.glob("*/*/*") if not p.name.startswith("."))
 
 
 @pytest.mark.slow
@@ -55,26 +55,37 @@ def test_correction_round_trip_through_the_api_and_the_next_training_run(flywhee
     again = client.predict(_upload(tmp_path / "bag.jpg"), "Bag", api_name="/save_correction")
     assert again.startswith("Already saved")  # a double click stores nothing twice
     files = _stored(root)
+    assert {p.parent.parent.name for p in files} == {"pending"}  # quarantined until reviewed
     assert sorted(p.parent.name for p in files) == ["Bag", "Bag", "T-shirt%2Ftop"]
     assert sorted(p.read_bytes() for p in files) == sorted(data for _, data in sent.values())
-    assert {p.suffix for p in files} == {".png", ".jpg"} and not list(root.rglob(".*"))
+    assert {p.suffix for p in files} == {".png", ".jpg"} and not [p for p in root.rglob(".*")
+                                                               if p.name not in (".lock", ".salt")]
     log = [json.loads(line) for line in (root / "corrections.jsonl").read_text().splitlines()]
     assert [r["label"] for r in log] == [label for label, _ in sent.values()]
     assert all(r["model"] == str(smoke_run) and r["predicted"] in labels and r["file"] for r in log)
+    assert all(len(r["client"]) == 16 and "127.0.0.1" not in json.dumps(r) for r in log)  # a salted hash only
 
-    import datasets  # the layout is a plain imagefolder: datasets reads it as is
+    import datasets  # each state folder is a plain imagefolder: datasets reads it as is
 
-    ds = datasets.load_dataset("imagefolder", data_dir=str(root), split="train")
+    ds = datasets.load_dataset("imagefolder", data_dir=str(root / "pending"), split="train")
     assert len(ds) == 3 and sorted(ds.features["label"].names) == ["Bag", "T-shirt%2Ftop"]
+
+    listed = run_cli("-m", "space.review", str(root))  # the owner's review: list, accept two, reject one
+    assert "3 pending, 0 accepted" in listed.stdout and (root / "review.html").is_file()
+    ids = {line.split()[1]: [] for line in listed.stdout.splitlines()[:3]}
+    for line in listed.stdout.splitlines()[:3]:
+        ids[line.split()[1]].append(line.split()[0])
+    run_cli("-m", "space.review", str(root), "accept", *ids["Bag"])
+    run_cli("-m", "space.review", str(root), "reject", ids["T-shirt%2Ftop"][0][:8])
+    assert sorted(p.parent.parent.name for p in _stored(root)) == ["accepted", "accepted"]
 
     out = tmp_path / "run"
     proc = run_cli("trainer/train.py", *SMOKE, "--extra-data", str(root), "--output-dir", str(out))
-    assert f"extra data: 3 samples from {root} (Bag: 2, T-shirt/top: 1" in proc.stdout
+    assert f"extra data: 2 samples from {root} (Bag: 2)" in proc.stdout
     before = json.loads((smoke_run / "manifest.json").read_text())["dataset"]
     after = json.loads((out / "manifest.json").read_text())["dataset"]
-    assert after["sizes"] == {**before["sizes"], "train": before["sizes"]["train"] + 3}  # val/test unchanged
-    assert after["extra_data"] == [{"dir": str(root), "samples": 3, "skipped": 0,
-                                    "per_class": {"Bag": 2, "T-shirt/top": 1}}]
+    assert after["sizes"] == {**before["sizes"], "train": before["sizes"]["train"] + 2}  # val/test unchanged
+    assert after["extra_data"] == [{"dir": str(root), "samples": 2, "skipped": 0, "per_class": {"Bag": 2}}]
 
 
 def test_bad_label_bad_file_and_a_full_folder_get_clear_messages_and_the_app_keeps_serving(flywheel_app, tmp_path):
@@ -210,3 +221,75 @@ def test_extra_rows_join_train_after_holdout_and_cap_and_folds_keep_them_out_of_
     base, rows = split_off_extra(bundle.train, bundle.source)
     assert len(base) == 4 and list(label_array(rows, "label")) == [bundle.label_names.index("dog")] * 3
     assert split_off_extra(base, {})[1] is None
+
+
+def test_pending_corrections_wait_for_review_unless_asked(tmp_path, capsys):
+    import datasets
+
+    from space.flywheel import Flywheel, image_upload
+    from trainer.data.extra import load_extra
+
+    root = tmp_path / "fw"
+    (tmp_path / "a.png").write_bytes(_save(photo(seed=1)))
+    Flywheel(root).save(image_upload(str(tmp_path / "a.png"), __import__("space.flywheel").flywheel.Caps()),
+                        "cat", ["cat", "dog"])
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["cat", "dog"])})
+    ds, info = load_extra(str(root), features, "image", "label", ["cat", "dog"], "image")
+    assert ds is None and info["samples"] == 0 and "1 correction(s) in" in capsys.readouterr().out
+    ds, info = load_extra(str(root), features, "image", "label", ["cat", "dog"], "image", include_pending=True)
+    assert len(ds) == 1 and info["per_class"] == {"cat": 1}
+
+
+def test_hourly_quota_per_client_and_who_the_client_is(tmp_path):
+    from types import SimpleNamespace
+
+    from space.flywheel import Caps, Flywheel, client_id, image_upload
+    from space.images import InputError
+
+    flywheel = Flywheel(tmp_path / "fw", Caps(per_client_hour=2))
+    uploads = []
+    for i in range(4):
+        (tmp_path / f"{i}.png").write_bytes(_save(photo(seed=20 + i)))
+        uploads.append(image_upload(str(tmp_path / f"{i}.png"), Caps()))
+    flywheel.save(uploads[0], "x", ["x"], client="203.0.113.5")
+    flywheel.save(uploads[1], "x", ["x"], client="203.0.113.5")
+    with pytest.raises(InputError, match="2 corrections in the last hour"):
+        flywheel.save(uploads[2], "x", ["x"], client="203.0.113.5")
+    flywheel.save(uploads[2], "x", ["x"], client="198.51.100.7")  # another visitor is not affected
+    assert "203.0.113.5" not in (tmp_path / "fw" / "corrections.jsonl").read_text()
+    behind = SimpleNamespace(headers={"x-forwarded-for": "203.0.113.5, 10.16.0.2"}, client=SimpleNamespace(
+        host="10.16.0.2"))
+    assert client_id(behind, behind_proxy=True) == "203.0.113.5"  # a Space: the proxy's first hop is the caller
+    assert client_id(behind, behind_proxy=False) == "10.16.0.2"  # elsewhere the header is the caller's to forge
+    assert client_id(SimpleNamespace(headers={}, client=SimpleNamespace(host="127.0.0.1")), True) == "127.0.0.1"
+    assert client_id(None, True) is None
+
+
+SAVER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from space.flywheel import Caps, Flywheel, Upload
+from space.images import InputError
+flywheel, stored = Flywheel(Path(sys.argv[2]), Caps(files=10)), 0
+for i in range(6):
+    try:
+        flywheel.save(Upload(f"{sys.argv[3]}-{i}".encode() * 64, ".png", "image"), "x", ["x"])
+        stored += 1
+    except InputError:
+        pass
+print(stored)
+"""
+
+
+def test_the_caps_hold_across_processes(tmp_path):
+    """Four processes saving at once into one folder capped at 10 files: exactly 10 stored (fcntl lock)."""
+    import subprocess
+    import sys
+
+    from tests.helpers.cli import REPO
+
+    procs = [subprocess.Popen([sys.executable, "-c", SAVER, str(REPO), str(tmp_path / "fw"), f"p{n}"],
+                              stdout=subprocess.PIPE, text=True) for n in range(4)]
+    counts = [int(p.communicate(timeout=120)[0].strip()) for p in procs]
+    assert sum(counts) == 10 and len(list((tmp_path / "fw" / "pending" / "x").glob("*.png"))) == 10

@@ -49,6 +49,8 @@ class DataConfig:
                                        "added to the "
                                "train split only, after the holdout and --max-train-samples; repeat for more",
                                action="append", metavar="DIR")
+    extra_data_pending: bool = help_field(False, "--extra-data of the app's corrections: also train on the ones "
+                                          "not reviewed yet (pending/), not only on accepted/")
     decode_cache: Literal["auto", "on", "off"] = help_field(
         "auto", "decode+resize images once into memory (auto: when they fit in 4 GiB and --aa is off)")
     num_workers: int | None = help_field(None, "DataLoader workers per process; default: its share of the CPU cores "

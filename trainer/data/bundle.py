@@ -72,7 +72,8 @@ def build_data(cfg: DataConfig, seed: int) -> DataBundle:
     if cfg.group_column:
         check_group_column(splits, cfg.group_column)
     # the app's flywheel corrections: train split only, after the holdout and the caps (trainer/data/extra.py)
-    extra = add_extra_data(splits, cfg.extra_data, image, label, label_names, modality) if cfg.extra_data else None
+    extra = add_extra_data(splits, cfg.extra_data, image, label, label_names, modality,
+                           cfg.extra_data_pending) if cfg.extra_data else None
     source = {"dataset": cfg.dataset, "config": cfg.dataset_config, "revision": cfg.dataset_revision,
               "splits": {"train": train_name, "val": val_name or f"{train_name} (held out {cfg.val_pct:.0%})",
                          "test": test_name},

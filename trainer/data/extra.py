@@ -1,5 +1,8 @@
 """--extra-data DIR: labelled folders (the app's data flywheel corrections) appended to the TRAIN split only.
 
+A corrections dir of the app trains on its reviewed files, DIR/accepted/<class>/ (plus DIR/pending/ with
+--extra-data-pending); any other folder is read as DIR/<class>/<file>.
+
 Extra rows are added after the validation holdout and after --max-train-samples, so they never reach val/test
 (a correction must not grade the model that learns from it) and the cap never drops them: they come on top.
 They are the last rows of the train split; `split_off_extra` lets --folds keep them out of every fold's val.
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from trainer.data.folder_labels import CORRECTIONS_LOG, folder_to_label
+from trainer.data.folder_labels import CORRECTIONS_LOG, PENDING_DIR, folder_to_label, review_folders
 from trainer.data.images import verify_images
 from trainer.data.sources import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 from trainer.data.waves import verify_audio
@@ -84,15 +87,35 @@ def _load(root: Path, kind: str, media: list[Path], index: dict[str, int], featu
     return ds.select_columns(list(features)).cast(features)
 
 
-def load_extra(path: str, features, image: str, label: str, label_names: list[str], modality: str):
+def _scan_review(root: Path, include_pending: bool) -> tuple[str | None, list[Path], list[Path]]:
+    """scan() over the folders a corrections dir trains on: accepted/ (+ pending/), or the dir itself."""
+    folders = review_folders(root, include_pending)
+    if folders != [root]:
+        waiting = len(scan(root / PENDING_DIR)[1]) if (root / PENDING_DIR).is_dir() else 0
+        if waiting and not include_pending:
+            print(f"extra data: {waiting} correction(s) in {root / PENDING_DIR} are not reviewed and not used; "
+                  f"review them with `python -m space.review {root}` (or pass --extra-data-pending)", flush=True)
+    kinds, media, other = set(), [], []
+    for folder in folders:
+        if folder.is_dir():
+            kind, m, o = scan(folder)
+            kinds |= {kind} - {None}
+            media, other = media + m, other + o
+    if len(kinds) > 1:
+        raise UserError(f"--extra-data {root} mixes image and audio files; keep one modality per directory.")
+    return (kinds.pop() if kinds else None), media, other
+
+
+def load_extra(path: str, features, image: str, label: str, label_names: list[str], modality: str,
+               include_pending: bool = False):
     """One --extra-data dir as rows shaped like the train split (None when it holds no files) and its stats."""
     root = Path(path).expanduser()
     if not root.is_dir():
         raise UserError(f"--extra-data {path}: no such directory. Give a folder with {FOLDER_HINT}.")
-    kind, media, other = scan(root)
+    kind, media, other = _scan_review(root, include_pending)
     if other:
         print(f"warning: --extra-data {path}: ignored {len(other)} file(s) not at <class>/<file> or not "
-              f"readable as {kind or 'image or audio'} (e.g. {other[0].relative_to(root)})", flush=True)
+              f"readable as {kind or 'image or audio'} (e.g. {other[0]})", flush=True)
     if kind is None:
         print(f"warning: --extra-data {path}: no image or audio files found (expected {FOLDER_HINT})", flush=True)
         return None, {"dir": str(path), "samples": 0, "skipped": 0, "per_class": {}}
@@ -107,13 +130,13 @@ def load_extra(path: str, features, image: str, label: str, label_names: list[st
 
 
 def add_extra_data(splits: dict, dirs: list[str], image: str, label: str, label_names: list[str],
-                   modality: str) -> list[dict]:
+                   modality: str, include_pending: bool = False) -> list[dict]:
     """Append every --extra-data dir to splits['train'] (in place); one stats dict per dir, for the manifest."""
     import datasets
 
     stats, parts = [], [splits["train"]]
     for path in dirs:
-        ds, info = load_extra(path, splits["train"].features, image, label, label_names, modality)
+        ds, info = load_extra(path, splits["train"].features, image, label, label_names, modality, include_pending)
         stats.append(info)
         if ds is not None and len(ds):
             parts.append(ds)

@@ -11,6 +11,19 @@ UNSAFE = set('/\\:*?"<>|%')
 # The flywheel's log of who-predicted-what, beside the class folders. Not `metadata.jsonl`: datasets would read
 # that name as per-file metadata and drop the labels it infers from the folders.
 CORRECTIONS_LOG = "corrections.jsonl"
+# The app stores new corrections in DIR/pending/<class>/; its owner reviews them (`python -m space.review DIR`) into
+# DIR/accepted/<class>/, and `--extra-data DIR` trains on accepted ones only (unless --extra-data-pending).
+PENDING_DIR, ACCEPTED_DIR = "pending", "accepted"
+
+
+def review_folders(root, include_pending: bool = False) -> list:
+    """The folders of <class>/<file> a corrections dir trains on: accepted/ (+ pending/), or root for a plain one."""
+    from pathlib import Path
+
+    root = Path(root)
+    if not ((root / CORRECTIONS_LOG).exists() and ((root / PENDING_DIR).is_dir() or (root / ACCEPTED_DIR).is_dir())):
+        return [root]  # a plain labelled folder, or one from before the review step
+    return [root / ACCEPTED_DIR] + ([root / PENDING_DIR] if include_pending else [])
 
 
 def label_to_folder(label: str) -> str:
