@@ -22,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
+from bench.report import save_result  # noqa: E402
 from trainer.data.builtin.spoken_digits import DIGITS  # noqa: E402
 
 VOICES = ("kal", "kal16", "awb", "rms", "slt")  # flite -lv, without the limited-domain awb_time
@@ -72,10 +73,7 @@ def main() -> None:
               "checkpoint": Path(args.checkpoint).name, "clips": metrics["num_samples"],
               "accuracy": metrics["accuracy"], "per_voice": {v: round(g["accuracy"], 4) for v, g in groups.items()},
               "ece": metrics.get("ece_calibrated")}
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"heldout_speech_{result['date']}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2), f"\nwritten to {path}", flush=True)
+    save_result(result, args.out, "heldout_speech")
 
 
 if __name__ == "__main__":

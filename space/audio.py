@@ -10,6 +10,7 @@ import torch
 
 from space import classifier
 from space.handlers import DEFAULT_TOP_K, Handlers, _top, as_gr_error, pin_warning, user_error
+from space.images import guard_upload
 from trainer.audio.decode import load_waveform
 from trainer.audio.frontend import LogMel, sliding_window_logits, spectrogram_image, window_starts
 from trainer.config import AudioConfig
@@ -97,6 +98,7 @@ class AudioHandlers:
         """A clip → ({label: calibrated probability} top k, spectrogram of what was classified, notes)."""
         if audio is None:  # the input was cleared: nothing to say, no error toast
             return {}, None, ""
+        guard_upload(audio)
         start = time.perf_counter()
         clf = self._classifier()
         path, name = audio_source(audio)

@@ -10,7 +10,7 @@ from space import classifier
 from space.audio import AudioHandlers
 from space.flywheel import MB, Caps, Flywheel, Saved, audio_upload, check_label, client_id, image_upload, size_text
 from space.handlers import Handlers, as_gr_error
-from space.images import InputError
+from space.images import InputError, guard_upload
 from space.settings import Settings
 from trainer.errors import UserError
 
@@ -104,6 +104,7 @@ class Corrections:
         flywheel = self._on()
         if image is None:
             raise InputError("No image to correct: upload one, see its prediction, then pick the right label.")
+        guard_upload(image)
         clf = classifier.load_classifier(self.handlers._ref("image"), "image")
         check_label(label, clf.labels)
         upload = image_upload(image, flywheel.caps)
@@ -117,6 +118,7 @@ class Corrections:
         flywheel = self._on()
         if clip is None:
             raise InputError("No clip to correct: upload or record one, see its prediction, then pick the right label.")
+        guard_upload(clip)
         ref = self.handlers._ref("audio")
         path, config = classifier.checkpoint(ref)
         check_label(label, config["label_names"])

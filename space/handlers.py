@@ -11,7 +11,7 @@ from functools import wraps
 import gradio as gr
 
 from space import classifier, eval_results
-from space.images import InputError, decode_image
+from space.images import InputError, decode_image, guard_upload
 from space.settings import NO_AUDIO_MODEL, NO_IMAGE_MODEL, NO_MODEL_ON_SPACE, Settings
 from trainer.errors import UserError, scrub, scrub_artifact
 
@@ -103,6 +103,7 @@ class Handlers:
         """One upload → ({label: calibrated probability} for the top k, timing and conversion notes)."""
         if image is None:  # the input was cleared: nothing to say, no error toast
             return {}, ""
+        guard_upload(image)
         start = time.perf_counter()
         clf = classifier.load_classifier(self._ref("image"), "image")
         rgb, notes = decode_image(image)
@@ -121,6 +122,7 @@ class Handlers:
         decoded, messages = [], []
         for image in images:
             try:
+                guard_upload(image)
                 decoded.append(decode_image(image)[0])
                 messages.append("")
             except Exception as e:  # reported for this request only: it must not fail the others in the batch

@@ -28,6 +28,19 @@ class InputError(ValueError):
     """An upload we cannot classify; the message is shown to the user as is."""
 
 
+def guard_upload(payload) -> None:
+    """Refuse a payload naming a server path outside gradio's upload folder. Gradio itself refuses such a path in
+    a FileData (with its `meta`); a bare string or a dict without `meta` reaches our preprocess=False handlers."""
+    path = payload if isinstance(payload, str | Path) else payload.get("path") if isinstance(payload, dict) else None
+    if not isinstance(path, str | Path) or not str(path):
+        return
+    from gradio.utils import get_upload_folder
+
+    if not Path(path).resolve().is_relative_to(Path(get_upload_folder()).resolve()):
+        raise InputError(f"{Path(str(path)).name[:80]}: not a file uploaded to this app; send the file itself "
+                         "(a multipart upload, or gradio_client.handle_file).")
+
+
 def upload_source(payload) -> tuple[io.BytesIO | Path, str]:
     """(file path or bytes, display name) of an upload: a gradio FileData dict, a path, or a data: URL."""
     if payload is None:

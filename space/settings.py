@@ -58,8 +58,10 @@ class Settings:
 
     def launch_options(self) -> dict:
         """The keyword arguments of demo.launch() that bound what a caller can make the server store."""
+        # show_error: gradio's own refusals (a payload path it will not move, a malformed FileData) reach an API
+        # caller as their message instead of a bare error; our handlers' messages are already sanitised gr.Errors
         return {"server_name": self.server_name, "server_port": self.server_port, "share": self.share,
-                "max_file_size": self.max_file_size}
+                "max_file_size": self.max_file_size, "show_error": True}
 
 
 def build_parser() -> argparse.ArgumentParser:

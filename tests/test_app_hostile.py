@@ -101,10 +101,12 @@ def test_a_bad_top_k_in_the_batch_api_fails_only_its_own_request(guarded, tmp_pa
     assert len(_probs(results[2][0])) == 1 and len(_probs(results[3][0])) == len(labels)  # clamped, not failed
 
 
-def test_the_batch_handler_isolates_each_bad_top_k(smoke_run, tmp_path):
+def test_the_batch_handler_isolates_each_bad_top_k(smoke_run, tmp_path, monkeypatch):
     """The handler itself (gradio passes raw values with preprocess=False): NaN, inf, text, a list, a bool."""
     from space.handlers import Handlers
     from space.settings import ModelChoice, Settings
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the files below count as uploads
 
     handlers = Handlers(Settings(image=ModelChoice(str(smoke_run), "test")))
     ks = [2, float("nan"), float("inf"), "x", [1], True, None]

@@ -104,12 +104,15 @@ def test_hub_tok_on_the_smoke_cli_leaves_the_token_nowhere(tmp_path):
     assert token not in proc.stdout + proc.stderr and not out.exists()
 
 
-def test_home_directory_is_shown_as_tilde_in_artifacts(monkeypatch, tmp_path):
+def test_local_paths_are_relative_or_under_tilde_in_artifacts(monkeypatch, tmp_path):
     from trainer.errors import scrub_artifact
 
     monkeypatch.setenv("HOME", str(tmp_path / "alice"))
-    got = scrub_artifact({"command": ["--dataset", f"{tmp_path}/alice/photos/birds"], "n": 3})
-    assert got == {"command": ["--dataset", "~/photos/birds"], "n": 3}
+    (tmp_path / "alice" / "work").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "alice" / "work")
+    got = scrub_artifact({"command": ["--dataset", f"{tmp_path}/alice/photos/birds", "--output-dir",
+                                      f"{tmp_path}/alice/work/outputs/run"], "n": 3})
+    assert got == {"command": ["--dataset", "~/photos/birds", "--output-dir", "outputs/run"], "n": 3}
 
 
 def test_the_apps_own_token_never_reaches_a_caller(monkeypatch):

@@ -53,13 +53,15 @@ def scrub(text: str, secrets: list[str] | None = None) -> str:
 
 
 def scrub_artifact(obj):
-    """A JSON-able object as it may be written or pushed: tokens scrubbed, the home directory shown as ~."""
+    """A JSON-able object as it may be written or pushed: tokens scrubbed, paths under the working directory made
+    relative to it and the home directory shown as ~ (a user name or a machine's layout is not the data's name)."""
     secrets = sorted(known_secrets(), key=len, reverse=True)
-    home = os.path.expanduser("~").rstrip(os.sep)
+    home, cwd = os.path.expanduser("~").rstrip(os.sep), os.getcwd().rstrip(os.sep)
 
     def walk(o):
         if isinstance(o, str):
             text = scrub(o, secrets)
+            text = text.replace(cwd + os.sep, "") if cwd else text
             return text.replace(home + os.sep, "~" + os.sep) if home else text
         if isinstance(o, dict):
             return {walk(k): walk(v) for k, v in o.items()}
