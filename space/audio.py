@@ -10,7 +10,7 @@ import torch
 
 from space import classifier
 from space.handlers import DEFAULT_TOP_K, Handlers, _top, as_gr_error, pin_warning, user_error
-from space.images import guard_upload
+from space.images import guard_upload, md_escape
 from trainer.audio.decode import load_waveform
 from trainer.audio.frontend import LogMel, sliding_window_logits, spectrogram_image, window_starts
 from trainer.config import AudioConfig
@@ -58,8 +58,8 @@ def classify_wave(clf: classifier.Classifier, wave) -> tuple:
 
 def describe_input(info, windows: int, cfg, ms: dict) -> str:
     """Markdown: what the clip was, what was converted, how it was windowed, and the latency."""
-    lines = [f"**{info.name}** · {info.duration_s:.2f} s · {info.sample_rate} Hz · {info.channels} channel(s) · "
-             f"{info.format}"]
+    lines = [f"**{md_escape(info.name)}** · {info.duration_s:.2f} s · {info.sample_rate} Hz · "
+             f"{info.channels} channel(s) · {md_escape(info.format)}"]
     lines += [f"- {note}" for note in info.notes]
     if windows > 1:
         lines.append(f"- longer than {cfg.clip_seconds:g} s: {windows} windows of {cfg.clip_seconds:g} s every "

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from space.images import md_escape
 from trainer.checkpoint.read import load_model, open_checkpoint
 from trainer.data.images import eval_transform
 from trainer.errors import UserError
@@ -113,5 +114,5 @@ def loaded() -> list[str]:
 def describe(clf: Classifier) -> str:
     """One status line: architecture, classes, input size and temperature."""
     size = clf.config.get("pretrained_cfg", {}).get("input_size", ["?", "?", "?"])
-    return (f"**{clf.config['architecture']}** · {len(clf.labels)} classes · input {size[-2]}×{size[-1]} · "
+    return (f"**{md_escape(clf.config['architecture'])}** · {len(clf.labels)} classes · input {size[-2]}×{size[-1]} · "
             f"temperature {clf.temperature:.2f}")

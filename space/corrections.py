@@ -10,7 +10,7 @@ from space import classifier
 from space.audio import AudioHandlers
 from space.flywheel import MB, Caps, Flywheel, Saved, audio_upload, check_label, client_id, image_upload, size_text
 from space.handlers import Handlers, as_gr_error
-from space.images import InputError, guard_upload
+from space.images import InputError, guard_upload, md_escape
 from space.settings import Settings
 from trainer.errors import UserError
 
@@ -55,8 +55,9 @@ def _message(saved: Saved, label: str, caps: Caps) -> str:
     usage = (f"The folder holds {saved.files} of {caps.files} corrections, {size_text(saved.total_bytes)} of "
              f"{size_text(caps.total_bytes)}.")
     if saved.duplicate:
-        return f"Already saved as `{saved.path.as_posix()}` with the label **{label}**: nothing new written. {usage}"
-    return f"✅ Saved as `{saved.path.as_posix()}` with the label **{label}**. Thank you! {usage}"
+        return (f"Already saved as `{saved.path.as_posix()}` with the label **{md_escape(label)}**: nothing new "
+                f"written. {usage}")
+    return f"✅ Saved as `{saved.path.as_posix()}` with the label **{md_escape(label)}**. Thank you! {usage}"
 
 
 class Corrections:

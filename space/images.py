@@ -24,6 +24,13 @@ FORMATS = "PNG, JPEG, GIF, WebP, BMP or TIFF"
 PIL_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
 
 
+def md_escape(value, limit: int = 120) -> str:
+    """Text from a user or someone else's checkpoint (a file name, an EXIF value, a label) as inert Markdown: one
+    line, at most `limit` characters, with Markdown and HTML characters escaped."""
+    text = " ".join(str(value).split())[:limit]
+    return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+!|~" else ch for ch in text)
+
+
 class InputError(ValueError):
     """An upload we cannot classify; the message is shown to the user as is."""
 
@@ -107,9 +114,9 @@ def _orient(im, notes: list[str]):
     try:
         rotated = ImageOps.exif_transpose(im)
     except Exception:  # same: classify the stored pixels rather than fail
-        notes.append(f"could not apply EXIF orientation {orientation}; used the stored pixels")
+        notes.append(f"could not apply EXIF orientation {md_escape(orientation, 20)}; used the stored pixels")
         return im
-    notes.append(f"applied EXIF orientation {orientation} (rotated as the camera intended)")
+    notes.append(f"applied EXIF orientation {md_escape(orientation, 20)} (rotated as the camera intended)")
     return rotated
 
 

@@ -220,3 +220,15 @@ def test_samples_json_cannot_point_outside_the_checkpoint(smoke_run, tmp_path):
                {"file": str(tmp_path / "outside.png"), "label": "c"}, {"file": 5, "label": "d"}, "junk"]
     items = eval_results.example_items(root, {"examples": entries})
     assert [caption for _, caption in items] == ["a"]
+
+
+def test_user_text_is_inert_markdown():
+    from space.images import md_escape
+
+    name = "<img src=x onerror=alert(1)>[click](http://evil)\n**bold**.wav"
+    out = md_escape(name)
+    import re
+
+    assert "\n" not in out and re.search(r"(?<!\\)[<>\[\]()*]", out) is None  # every markup character escaped
+    assert out.replace("\\", "") == " ".join(name.split())[:120]  # nothing lost but the markup
+    assert len(md_escape("x" * 1000)) == 120
