@@ -136,3 +136,19 @@ def test_streaming_cli_trains_and_writes_a_loadable_checkpoint(tmp_path):
 
     model = timm.create_model(f"local-dir:{out}", pretrained=True)
     assert model.num_classes == 10
+
+
+def test_unlabeled_rows_are_skipped_in_the_stream_and_refused_in_val(tmp_path, capsys):
+    images = [Image.fromarray(np.full((8, 8, 3), i, dtype=np.uint8)) for i in range(30)]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c"])})
+    labels = [-1 if i % 5 == 0 else i % 3 for i in range(30)]  # 6 rows without a label
+    ds = datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
+    datasets.DatasetDict({"train": ds, "validation": ds}).save_to_disk(str(tmp_path / "s"))
+    with pytest.raises(UserError, match=r"\(val: 6 of 30\)"):
+        build_stream_data(_cfg(str(tmp_path / "s")))
+    bundle = build_stream_data(_cfg(str(tmp_path / "s"), "--drop-unlabeled"))
+    assert len(bundle.val) == 24
+    to_uint8 = lambda im: np.array(im).transpose(2, 0, 1)  # noqa: E731
+    rows = list(StreamingImages(bundle.train, "image", "label", to_uint8, 0, 1, 0, 8))
+    assert len(rows) == 24 and all(0 <= y < 3 for _, y, _ in rows)
+    assert capsys.readouterr().out.count("skipping stream rows without a usable label") == 1

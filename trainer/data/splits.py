@@ -39,7 +39,7 @@ def check_labels(splits: dict, label: str, drop: bool) -> None:
     import datasets
     import numpy as np
 
-    feat = splits["train"].features[label]
+    feat = next(iter(splits.values())).features[label]
     num_classes = feat.num_classes if isinstance(feat, datasets.ClassLabel) else None
     counts = {}
     for name, ds in splits.items():

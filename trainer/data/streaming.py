@@ -33,7 +33,7 @@ from trainer.data.images import (
 )
 from trainer.data.loaders import Loaders
 from trainer.data.sources import detect_columns, folder_builder
-from trainer.data.splits import label_array, split_names
+from trainer.data.splits import check_labels, label_array, split_names
 from trainer.errors import UserError
 
 EVAL_CAP = 10_000  # rows of val/test read from a stream when --max-eval-samples is not given
@@ -147,6 +147,9 @@ def build_stream_data(cfg: TrainConfig) -> DataBundle:
         val_stream = raw[val_name]
     val = materialize(val_stream, cap, image)
     test = materialize(raw[test_name], cap, image) if test_name else None
+    held = {"val": val, **({"test": test} if test is not None else {})}
+    check_labels(held, label, d.drop_unlabeled)  # in memory: counted and refused (or dropped) like any split
+    val, test = held["val"], held.get("test")
     if d.max_train_samples:
         train, n_train = train.take(d.max_train_samples), min(n_train or d.max_train_samples, d.max_train_samples)
     source = {"dataset": d.dataset, "config": d.dataset_config, "revision": d.dataset_revision, "streaming": True,
@@ -182,8 +185,16 @@ class StreamingImages(torch.utils.data.IterableDataset):
         self.stream.set_epoch(epoch)
 
     def __iter__(self):
-        warned = False
+        warned, unlabeled = False, 0
+        num_classes = self.stream.features[self.label].num_classes
         for row in self.stream:
+            y = row[self.label]
+            if y is None or not 0 <= y < num_classes:  # a stream cannot be counted up front: skip, and say so once
+                unlabeled += 1
+                if unlabeled == 1:
+                    print(f"warning: skipping stream rows without a usable label ({y!r}; -1 means 'no label')",
+                          flush=True)
+                continue
             try:
                 image = self.feature.decode_example(row[self.image])
             except Exception as e:  # PIL raises many types for broken files
