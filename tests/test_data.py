@@ -160,3 +160,28 @@ def test_one_class_data_is_refused_with_a_message():
     with pytest.raises(UserError, match="at least two"):
         check_classes(one, "label", ["only"])
     check_classes(datasets.Dataset.from_dict({"label": [0, 1]}), "label", ["a", "b"])
+
+
+def test_preflight_finds_leakage_and_a_file_under_two_labels(tmp_path):
+    """One image in both train and test, and a copy of another under a second label: both are reported, the CLI
+    exits 1, and the report lists the offending files."""
+    import json
+    import shutil
+
+    from tests.helpers.cli import run_cli
+
+    root = tmp_path / "data"
+    make_imagefolder(root / "train", {"cat": 6, "dog": 6})
+    make_imagefolder(root / "test", {"cat": 3, "dog": 3}, seed=1)
+    shutil.copy(root / "train" / "cat" / "0.png", root / "test" / "cat" / "planted.png")  # leakage
+    shutil.copy(root / "train" / "dog" / "1.png", root / "train" / "cat" / "relabelled.png")  # two labels
+    out = tmp_path / "preflight.json"
+    proc = run_cli("trainer/preflight.py", "--dataset", str(root), "--output", str(out), check=False)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "WARNING: LEAKAGE" in proc.stdout and "test: " in proc.stdout and "planted.png" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["leakage"] and sum(report["exact_duplicates"]["across_splits"].values()) == 1
+    assert report["label_conflicts"]["count"] == 1
+    assert any("relabelled.png" in " ".join(pair) for pair in report["label_conflicts"]["examples"])
+    assert report["splits"]["test"]["per_class"] == {"cat": 4, "dog": 3}
+    assert report["splits"]["train"]["sizes"] == {"16x16": report["splits"]["train"]["rows"]}
