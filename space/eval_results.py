@@ -20,6 +20,7 @@ HEADLINE = {"accuracy": "accuracy", "top5_accuracy": "top-5 accuracy", "balanced
             "f1_weighted": "weighted F1", "loss": "loss (cross-entropy)", "ece": "ECE (raw)",
             "ece_calibrated": "ECE (temperature-scaled)", "nll": "NLL (raw)", "nll_calibrated": "NLL (scaled)",
             "temperature": "temperature", "num_samples": "samples", "latency_ms_batch1": "latency, batch 1 (ms)",
+            "latency_ms_p95_batch1": "latency p95, batch 1 (ms)", "latency_budget_ms": "latency budget (ms)",
             "throughput_img_s_batch32": "throughput, batch 32 (/s)"}
 PER_CLASS = ("precision", "recall", "f1", "specificity", "support")
 _SERVED: dict[Path, Path] = {}

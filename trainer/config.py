@@ -300,6 +300,8 @@ class TrainConfig:
     metric: Literal["accuracy", "f1_macro", "loss"] = help_field("accuracy", "validation metric for best "
                                                                  "model/early stop")
     patience: int | None = help_field(None, "early stopping: epochs without improvement of --metric")
+    latency_budget_ms: float | None = help_field(None, "single-input p95 latency budget (ms, on the training "
+                                                 "device): eval/metrics.json says whether the model meets it")
     folds: int = help_field(0, "stratified K-fold cross-validation on train (0 = off, else >= 2)")
     log_with: str | None = help_field(None, "Accelerate tracker, e.g. tensorboard")
     log_interval: int = help_field(50, "print the training loss every this many optimizer steps")

@@ -1,0 +1,75 @@
+"""Pick a checkpoint: `python trainer/compare.py CKPT [CKPT ...] [--metric accuracy] [--latency-budget-ms N]`.
+
+Accuracy is the optimising metric, latency the satisficing one: among the checkpoints whose single-input p95
+latency (eval/metrics.json, measured on the device each was trained on) is within the budget, the best by
+--metric wins. Prints a table (within budget first) and the pick; exits 1 when none meets the budget. A checkpoint
+is a local dir or hf-hub:org/name[@revision], opened and checked as the app opens it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `python trainer/compare.py` puts trainer/ (not the repo root) on sys.path; the package imports need the root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from trainer.errors import CLIParser, UserError, exit_on_user_error  # noqa: E402
+
+LOWER_IS_BETTER = {"loss", "ece", "nll"}
+
+
+def row(ref: str, metric: str, split: str | None) -> dict:
+    """The numbers compare needs from one checkpoint's eval/metrics.json."""
+    import json
+
+    from trainer.checkpoint.read import open_checkpoint
+
+    path, config = open_checkpoint(ref)
+    metrics_file = path / "eval" / "metrics.json"
+    if not metrics_file.is_file():
+        raise UserError(f"{ref}: no eval/metrics.json (was it written by trainer/train.py?).")
+    metrics = json.loads(metrics_file.read_text())
+    split = split or metrics.get("primary_split", "test")
+    numbers = metrics.get(split)
+    if not isinstance(numbers, dict) or metric not in numbers:
+        raise UserError(f"{ref}: eval/metrics.json has no {metric!r} for the {split} split.")
+    p95 = numbers.get("latency_ms_p95_batch1", numbers.get("latency_ms_batch1"))  # older runs: the median only
+    return {"checkpoint": ref, "architecture": config.get("architecture"), "split": split,
+            metric: float(numbers[metric]), "latency_ms_p95": p95, "device": numbers.get("device")}
+
+
+def rank(rows: list[dict], metric: str, budget: float | None) -> list[dict]:
+    """Within budget first (best --metric first), then the rest; each row says whether it meets the budget."""
+    sign = 1 if metric in LOWER_IS_BETTER else -1
+    for r in rows:
+        r["within_budget"] = budget is None or (r["latency_ms_p95"] is not None and r["latency_ms_p95"] <= budget)
+    return sorted(rows, key=lambda r: (not r["within_budget"], sign * r[metric]))
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """Rank the checkpoints, print the table and the pick."""
+    p = CLIParser(prog="trainer/compare.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoints", nargs="+", help="checkpoint dirs or hf-hub:org/name[@revision]")
+    p.add_argument("--metric", default="accuracy", help="the optimising metric in eval/metrics.json")
+    p.add_argument("--split", help="the split to compare (default: each checkpoint's primary split)")
+    p.add_argument("--latency-budget-ms", type=float, help="single-input p95 latency budget (ms)")
+    args = p.parse_args(argv)
+    ranked = rank([row(ref, args.metric, args.split) for ref in args.checkpoints], args.metric,
+                  args.latency_budget_ms)
+    for r in ranked:
+        latency = f"{r['latency_ms_p95']:.1f} ms" if r["latency_ms_p95"] is not None else "unknown"
+        flag = "" if r["within_budget"] else "  (over budget)"
+        print(f"{r[args.metric]:.4f}  p95 {latency:>10}  {r['checkpoint']}  [{r['architecture']}, {r['split']}]"
+              f"{flag}", flush=True)
+    pick = ranked[0] if ranked and ranked[0]["within_budget"] else None
+    if pick is None:
+        print(f"none of {len(ranked)} checkpoint(s) meets the {args.latency_budget_ms:g} ms budget", flush=True)
+        sys.exit(1)
+    latency = f"{pick['latency_ms_p95']:.1f} ms" if pick["latency_ms_p95"] is not None else "unknown"
+    print(f"pick: {pick['checkpoint']} ({args.metric} {pick[args.metric]:.4f}, p95 {latency})", flush=True)
+    return pick
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)
