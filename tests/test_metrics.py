@@ -286,3 +286,20 @@ def test_group_column_must_exist_and_stay_coarse() -> None:
         check_group_column({"val": val}, "accent")
     with pytest.raises(UserError, match=f"at most {MAX_GROUPS}"):
         check_group_column({"val": val}, "path")
+
+
+def test_tta_averages_the_logits_of_mirrored_and_zoomed_views() -> None:
+    import torch
+
+    from trainer.evaluation.tta import TTA, views
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    x = torch.randn(2, 3, 8, 8)
+    want = (model(x) + model(torch.flip(x, dims=[3]))) / 2
+    torch.testing.assert_close(TTA(model, "flip")(x), want)
+    four = views(x, "flip-crops")
+    assert len(four) == 4 and all(v.shape == x.shape for v in four)
+    torch.testing.assert_close(four[3], torch.flip(four[2], dims=[3]))
+    symmetric = torch.ones(1, 3, 8, 8)  # a mirror-symmetric input: every flip view equals it
+    torch.testing.assert_close(TTA(model, "flip")(symmetric), model(symmetric))

@@ -212,3 +212,19 @@ def test_a_file_changed_behind_the_manifest_is_refused(smoke_run, tmp_path):
     (out / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(UserError, match="config.json does not match manifest.json"):
         open_checkpoint(str(out))
+
+
+def test_validate_reports_tta_beside_the_plain_numbers(smoke_run, tmp_path, audio_run, audio_env):
+    plain = tmp_path / "plain"
+    run_cli("trainer/validate.py", "--checkpoint", str(smoke_run), "--max-eval-samples", "64", "--output-dir",
+            str(plain))
+    out = tmp_path / "tta"
+    proc = run_cli("trainer/validate.py", "--checkpoint", str(smoke_run), "--max-eval-samples", "64", "--tta",
+                   "flip-crops", "--output-dir", str(out))
+    metrics, before = (json.loads((d / "metrics.json").read_text()) for d in (out, plain))
+    assert metrics["accuracy"] == before["accuracy"] and metrics["loss"] == pytest.approx(before["loss"])
+    assert metrics["tta"]["mode"] == "flip-crops" and 0 <= metrics["tta"]["accuracy"] <= 1
+    assert "with --tta flip-crops (plain" in proc.stdout
+    refused = run_cli("trainer/validate.py", "--checkpoint", str(audio_run), "--dataset", "spoken-digits",
+                      "--tta", "flip", "--output-dir", str(tmp_path / "a"), env=audio_env, check=False)
+    assert refused.returncode == 2 and "on a spectrogram a mirror reverses time" in refused.stderr

@@ -24,6 +24,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--label-column")
     p.add_argument("--max-eval-samples", type=int)
     p.add_argument("--group-column", help="also report metrics per value of this column (groups.json)")
+    p.add_argument("--tta", default="none", choices=["none", "flip", "flip-crops"],
+                   help="also report test-time augmentation (images): logits averaged over mirrored (and zoomed) "
+                   "views; the plain numbers stay as they are")
     p.add_argument("--drop-unlabeled", action="store_true", help="drop rows without a label (None or -1) instead "
                    "of refusing the split")
     p.add_argument("--batch-size", type=int, default=128)
@@ -59,6 +62,18 @@ def our_config(ref: str) -> dict:
         return open_checkpoint(ref, with_eval=False)[1]
     path = Path(ref.removeprefix("local-dir:")) / "config.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def tta_metrics(accelerator, model, loader, preprocess, mode: str, checkpoint_config: dict, n: int) -> dict:
+    """Accuracy, macro F1 and loss with --tta views (images only)."""
+    from trainer.evaluation.predict import predict
+    from trainer.evaluation.report import quick_metrics
+    from trainer.evaluation.tta import TTA
+
+    if checkpoint_config.get("modality") == "audio":
+        raise UserError("--tta mirrors and zooms images; on a spectrogram a mirror reverses time. Use --tta none "
+                        "for an audio checkpoint.")
+    return {"mode": mode, **quick_metrics(predict(accelerator, TTA(model, mode), loader, preprocess), n)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -98,6 +113,9 @@ def main(argv: list[str] | None = None) -> dict:
     pred["loss"] = per_sample_loss(pred["logits"], pred["labels"])
     temperature = float(checkpoint_config.get("temperature", 1.0))
     result = full_metrics(pred, len(bundle.label_names), temperature)
+    if args.tta != "none":  # beside the plain numbers, never instead of them
+        result["metrics"]["tta"] = tta_metrics(accelerator, model, loader, preprocess, args.tta,
+                                               checkpoint_config, len(bundle.label_names))
     if accelerator.is_main_process:
         out = Path(args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -106,6 +124,9 @@ def main(argv: list[str] | None = None) -> dict:
         write_predictions(out / "predictions.parquet", {args.split: pred})
         accelerator.print(f"{args.split}: accuracy {result['metrics']['accuracy']:.4f} on "
                           f"{len(pred['labels'])} samples ({accelerator.num_processes} processes)", flush=True)
+        if "tta" in result["metrics"]:
+            accelerator.print(f"{args.split}: accuracy {result['metrics']['tta']['accuracy']:.4f} with --tta "
+                              f"{args.tta} (plain {result['metrics']['accuracy']:.4f})", flush=True)
         if args.group_column:
             groups = group_metrics(pred, bundle.val[args.group_column], len(bundle.label_names))
             write_json(out / "groups.json", {"column": args.group_column, args.split: groups})

@@ -1,0 +1,36 @@
+"""Test-time augmentation for image models: the logits averaged over flipped (and zoomed) views of each input.
+
+timm has no TTA wrapper for classification (checked: timm.data and timm.models offer test-time pooling only), so
+this is the small module: views are made on the normalised batch, on the device, after the usual preprocessing.
+"""
+
+from __future__ import annotations
+
+import torch
+
+TTA_MODES = ("none", "flip", "flip-crops")
+ZOOM = 0.875  # flip-crops: also a centre crop of 87.5 % of each side, resized back (timm's default crop_pct)
+
+
+def views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
+    """The views of an NCHW batch: itself and its mirror; with flip-crops also both zoomed in."""
+    out = [x, torch.flip(x, dims=[3])]
+    if mode == "flip-crops":
+        h, w = x.shape[-2:]
+        ch, cw = max(1, round(h * ZOOM)), max(1, round(w * ZOOM))
+        top, left = (h - ch) // 2, (w - cw) // 2
+        zoomed = torch.nn.functional.interpolate(x[..., top:top + ch, left:left + cw], size=(h, w),
+                                                 mode="bilinear", align_corners=False)
+        out += [zoomed, torch.flip(zoomed, dims=[3])]
+    return out
+
+
+class TTA(torch.nn.Module):
+    """`model` whose forward returns the mean logits over the views of `mode`."""
+
+    def __init__(self, model: torch.nn.Module, mode: str) -> None:
+        super().__init__()
+        self.model, self.mode = model, mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.model(v) for v in views(x, self.mode)]).mean(0)
