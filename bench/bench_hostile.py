@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import tempfile
 import threading
@@ -29,16 +28,11 @@ from bench.loadgen import REPO, client_for, start_server, stats  # noqa: E402
 from bench.report import save_result  # noqa: E402
 from tests.helpers import hostile  # noqa: E402
 from tests.helpers.app import photo  # noqa: E402
-
-
-def _kib(pid: int, key: str) -> int:
-    """A /proc/<pid>/status memory field in KiB."""
-    return int(re.search(rf"{key}:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))
+from tests.helpers.memory import kib, reset_peak  # noqa: E402
 
 
 def _hostile_call(client, url: str, case) -> str:
     """One corpus case: 'refused' (an error answer), 'answered' (a result), or 'http <code>'."""
-    import httpx
     from gradio_client import handle_file
 
     if isinstance(case, hostile.Upload):
@@ -47,10 +41,9 @@ def _hostile_call(client, url: str, case) -> str:
             return "answered"
         except Exception:  # noqa: BLE001 - the refusal is the expected outcome
             return "refused"
-    post = httpx.post(f"{url}/gradio_api/call/{case.api}", json={"data": case.data}, timeout=60)
-    if post.status_code != 200:
-        return f"http {post.status_code}"
-    text = httpx.get(f"{url}/gradio_api/call/{case.api}/{post.json()['event_id']}", timeout=60).text
+    text = hostile.raw_call(url, case.api, case.data)
+    if text.startswith("http "):
+        return text.split(":", 1)[0]
     return "refused" if "event: error" in text else "answered"
 
 
@@ -62,8 +55,7 @@ def soak(url: str, pid: int, image: Path, cases: list, callers: int, seconds: fl
     bad_client = client_for(url)
     ms, errors, outcomes, rss = [], [], {}, []
     lock = threading.Lock()
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # the server's peak RSS := its RSS now
-    base = _kib(pid, "VmRSS")
+    base = reset_peak(pid)  # the server's peak RSS := its RSS now
     deadline = time.perf_counter() + seconds
 
     def good(client) -> None:
@@ -89,14 +81,14 @@ def soak(url: str, pid: int, image: Path, cases: list, callers: int, seconds: fl
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads):
-        rss.append(_kib(pid, "VmRSS"))
+        rss.append(kib("VmRSS", pid))
         time.sleep(0.5)  # a sampling interval, not a measurement
     return {"well_behaved": {**stats(ms), "callers": callers, "errors": len(errors),
                              "error_samples": sorted(set(errors))[:5]},
             "hostile": {"requests": sum(outcomes.values()), "corpus_cases": len(cases), "outcomes": outcomes},
             "server_memory_mib": {"start": round(base / 1024), "max_sampled": round(max(rss) / 1024),
                                   "end": round(rss[-1] / 1024), "peak_over_start": round(
-                                      (_kib(pid, "VmHWM") - base) / 1024)}}
+                                      (kib("VmHWM", pid) - base) / 1024)}}
 
 
 def main() -> None:

@@ -133,6 +133,12 @@ def client_id(request, behind_proxy: bool) -> str | None:
     return host or None
 
 
+def stored_in(folder: Path) -> list[Path]:
+    """The corrections in one state folder, <class>/<file>, without the hidden temp files of a save in progress."""
+    return sorted(p for p in folder.glob("*/*")
+                  if p.is_file() and not p.name.startswith(".") and not p.parent.name.startswith("."))
+
+
 @contextlib.contextmanager
 def folder_lock(root: Path):
     """An exclusive lock on root/.lock across processes (fcntl.flock; threads are serialised by the caller)."""
@@ -165,10 +171,7 @@ class Flywheel:
 
     def stored(self) -> list[Path]:
         """The stored corrections, pending and accepted, <state>/<class>/<file> (temp files excluded)."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p for state in (PENDING_DIR, ACCEPTED_DIR) for p in (self.root / state).glob("*/*")
-                      if p.is_file() and not p.name.startswith(".") and not p.parent.name.startswith("."))
+        return sorted(stored_in(self.root / PENDING_DIR) + stored_in(self.root / ACCEPTED_DIR))
 
     def usage(self) -> tuple[int, int]:
         """(files, bytes) stored so far."""

@@ -15,16 +15,11 @@ import os
 import time
 from pathlib import Path
 
-from space.flywheel import folder_lock
+from space.flywheel import folder_lock, stored_in
 from trainer.data.folder_labels import ACCEPTED_DIR, CORRECTIONS_LOG, PENDING_DIR
 from trainer.errors import CLIParser, UserError, exit_on_user_error
 
 REVIEW_PAGE = "review.html"
-
-
-def pending(root: Path) -> list[Path]:
-    """The corrections waiting for review, pending/<class>/<file> (temp files excluded)."""
-    return sorted(p for p in (root / PENDING_DIR).glob("*/*") if p.is_file() and not p.name.startswith("."))
 
 
 def file_id(path: Path) -> str:
@@ -114,12 +109,12 @@ def main(argv: list[str] | None = None) -> None:
     if not root.is_dir():
         raise UserError(f"{args.dir}: no such directory (the app's --flywheel-dir).")
     with folder_lock(root):
-        files = pending(root)
+        files = stored_in(root / PENDING_DIR)
         if args.action == "list":
             page = write_page(root, files)
             for path in files:
                 print(f"{file_id(path)}  {path.parent.name}  {path.relative_to(root).as_posix()}")
-            accepted = len(list((root / ACCEPTED_DIR).glob("*/*")))
+            accepted = len(stored_in(root / ACCEPTED_DIR))
             print(f"{len(files)} pending, {accepted} accepted; thumbnails in {page}", flush=True)
             return
         chosen = select(files, args.ids, args.all)

@@ -84,13 +84,6 @@ def test_metrics_tab_shows_the_audio_checkpoint(audio_app, audio_run):
     assert f"en-gb-x-rp {groups['en-gb-x-rp']['accuracy']:.4f} (" in summary  # the --group-column row
 
 
-def _kib(key: str) -> int:
-    """A /proc/self/status memory field in KiB (the app serves from this process)."""
-    import re
-
-    return int(re.search(rf"{key}:\s+(\d+)", open("/proc/self/status").read()).group(1))
-
-
 def test_a_tiny_wav_at_44101_hz_through_the_app_costs_little(audio_app, tmp_path):
     """The reproduction: a 1.6 KB WAV whose header says 44,101 Hz once made the resampler build multi-GB kernels
     and killed the server. Now: an answer or a clear refusal within 10 s and < 512 MiB extra peak RSS, and the
@@ -101,18 +94,18 @@ def test_a_tiny_wav_at_44101_hz_through_the_app_costs_little(audio_app, tmp_path
     import soundfile as sf
     from gradio_client.exceptions import AppError
 
+    from tests.helpers.memory import kib, reset_peak
+
     path = tmp_path / "odd_rate.wav"
     sf.write(path, (np.sin(np.arange(780) / 7) * 8000).astype(np.int16), 44101, subtype="PCM_16")
     assert 1500 < path.stat().st_size < 1700
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # peak RSS := current RSS
-    base, start = _kib("VmRSS"), time.perf_counter()
+    base, start = reset_peak(), time.perf_counter()
     try:
         label, _, info = audio_app.predict(_upload(path), api_name="/predict_audio")
         answer = f"{label['label']}: {info}"
     except AppError as e:
         answer = str(e)
-    elapsed, extra_mib = time.perf_counter() - start, (_kib("VmHWM") - base) / 1024
+    elapsed, extra_mib = time.perf_counter() - start, (kib("VmHWM") - base) / 1024
     assert elapsed < 10 and extra_mib < 512, (elapsed, extra_mib, answer)
     assert "44101 Hz" in answer or "too short" in answer, answer
     label, _, _ = audio_app.predict(_upload(_spoken(tmp_path, "four")), api_name="/predict_audio")

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from tests.helpers.app import free_port, photo
+from tests.helpers.hostile import raw_call
 from tests.test_app import _launch, _probs, _upload
 
 MAX_FILE = "64kb"
@@ -28,20 +29,12 @@ def guarded(smoke_run):
     demo.close()
 
 
-def _raw_call(url: str, api: str, data: list) -> str:
-    """POST a raw payload to /gradio_api/call/<api> and return the event stream's text (no client-side checks)."""
-    import httpx
-
-    event = httpx.post(f"{url}/gradio_api/call/{api}", json={"data": data}, timeout=30).json()["event_id"]
-    return httpx.get(f"{url}/gradio_api/call/{api}/{event}", timeout=30).text
-
-
 def test_a_payload_path_outside_the_upload_folder_is_refused(guarded, smoke_run, tmp_path):
     client, url, labels = guarded
     secret = tmp_path / "secret.png"
     photo().save(secret)  # a real image that the server could read, had it trusted the path
     for path in (str(secret), str(smoke_run / "config.json"), "/etc/passwd", "../../../etc/passwd"):
-        answer = _raw_call(url, "predict_image", [{"path": path, "meta": {"_type": "gradio.FileData"}}, 3])
+        answer = raw_call(url, "predict_image", [{"path": path, "meta": {"_type": "gradio.FileData"}}, 3])
         assert "event: error" in answer and "label" not in answer, (path, answer[:300])
         assert '"num_classes"' not in answer and "root:" not in answer
     label, _ = client.predict(_upload(secret), 3, api_name="/predict_image")  # the same file, uploaded: fine
@@ -69,7 +62,7 @@ def test_a_url_payload_is_not_fetched_from_a_private_address(guarded):
         target = f"http://127.0.0.1:{server.server_port}/internal.png"
         for payload in ({"path": target, "meta": {"_type": "gradio.FileData"}},
                         {"url": target, "path": None, "meta": {"_type": "gradio.FileData"}}, target):
-            answer = _raw_call(url, "predict_image", [payload, 3])
+            answer = raw_call(url, "predict_image", [payload, 3])
             assert "event: error" in answer, answer[:300]
         assert _Recorder.hits == []  # the server never reached into the private network
     finally:
@@ -80,7 +73,7 @@ def test_wrong_types_for_every_argument_get_a_message_and_the_next_call_works(gu
     client, url, labels = guarded
     for data in ([12345, 3], [["a", "list"], 3], [{"path": 7}, 3], [None, "five"], ["data:image/png;base64,!!", 3],
                  [{"url": "data:image/png;base64,AAAA"}, 3]):
-        answer = _raw_call(url, "predict_image", data)
+        answer = raw_call(url, "predict_image", data)
         assert "event: error" in answer or '"label"' not in answer, (data, answer[:300])
     photo().save(tmp_path / "ok.png")
     label, _ = client.predict(_upload(tmp_path / "ok.png"), 3, api_name="/predict_image")

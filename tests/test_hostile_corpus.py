@@ -5,7 +5,6 @@ nothing is written outside its place."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 
 import pytest
@@ -13,19 +12,10 @@ import pytest
 from tests.helpers import hostile
 from tests.helpers.app import photo
 from tests.helpers.cli import REPO, tree_hash
+from tests.helpers.memory import kib, reset_peak
 from tests.test_app import _launch, _upload
 
 MIB_LIMIT = 512
-
-
-def _kib(key: str) -> int:
-    return int(re.search(rf"{key}:\s+(\d+)", open("/proc/self/status").read()).group(1))
-
-
-def _reset_peak() -> int:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # peak RSS := current RSS
-    return _kib("VmRSS")
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +40,7 @@ def _answer(client, url: str, case) -> str:
             return "ok: " + json.dumps(client.predict(_upload(case.path), *case.extra, api_name=case.api))[:300]
         except AppError as e:
             return "error: " + str(e)
-    import httpx
-
-    post = httpx.post(f"{url}/gradio_api/call/{case.api}", json={"data": case.data}, timeout=60)
-    if post.status_code != 200:
-        return f"http {post.status_code}: {post.text[:300]}"
-    return httpx.get(f"{url}/gradio_api/call/{case.api}/{post.json()['event_id']}", timeout=60).text
+    return hostile.raw_call(url, case.api, case.data)
 
 
 def test_the_server_corpus(served, smoke_run, audio_run, tmp_path):
@@ -67,9 +52,9 @@ def test_the_server_corpus(served, smoke_run, audio_run, tmp_path):
     photo().save(tmp_path / "good.png")
     failures, rows = [], []
     for case in cases:
-        base = _reset_peak()
+        base = reset_peak()
         answer = _answer(client, url, case)
-        extra_mib = (_kib("VmHWM") - base) / 1024
+        extra_mib = (kib("VmHWM") - base) / 1024
         ok = case.expect in answer and not answer.startswith("ok: ") if isinstance(case, hostile.Upload) else \
             case.expect in answer and "Internal Server Error" not in answer
         label, _ = client.predict(_upload(tmp_path / "good.png"), 3, api_name="/predict_image")  # still serving

@@ -40,6 +40,16 @@ class Raw:
     expect: str
 
 
+def raw_call(url: str, api: str, data: list) -> str:
+    """POST `data` to /gradio_api/call/<api> and return the event stream's text ('http <code>: …' if refused)."""
+    import httpx
+
+    post = httpx.post(f"{url}/gradio_api/call/{api}", json={"data": data}, timeout=60)
+    if post.status_code != 200:
+        return f"http {post.status_code}: {post.text[:300]}"
+    return httpx.get(f"{url}/gradio_api/call/{api}/{post.json()['event_id']}", timeout=60).text
+
+
 def _flac_claiming(path: Path, seconds: float, rate: int) -> None:
     """A 1-second FLAC of DC whose STREAMINFO claims `seconds` (a header-trusting decoder would allocate it)."""
     import soundfile as sf

@@ -2,7 +2,8 @@
 
 The writer (checkpoint/write.py `install`) stages the new set, keeps each old file in .previous/ (a hard link)
 before replacing it, and renames manifest.json last. A kill -9 at any point therefore leaves, for every file the
-current manifest.json names, a copy with the right hash in the output dir or in .previous/ (or in .staging/):
+current manifest.json names, a copy with the right hash in the output dir or in .previous/ (the new manifest
+lands only after every new file is in place, so .staging/ never holds a trusted one):
 `consistent_dir` finds them and, when they are not all in place, links them into a temporary folder that holds
 exactly the old or exactly the new checkpoint. No library offers this for a directory of files (checked:
 huggingface_hub's local-dir snapshots, safetensors, timm's loaders); the bookkeeping is small.
@@ -17,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from trainer.checkpoint.contract import CONFIG, EVAL_DIR, MANIFEST, PREVIOUS_DIR, STAGING_DIR, TRAIN_CONFIG, WEIGHTS
+from trainer.checkpoint.contract import CONFIG, EVAL_DIR, MANIFEST, PREVIOUS_DIR, TRAIN_CONFIG, WEIGHTS
 from trainer.errors import UserError
 
 HASHED = (CONFIG, WEIGHTS, TRAIN_CONFIG, EVAL_DIR)  # the card (README.md) is derived from these, and re-rendered
@@ -55,7 +56,7 @@ def _matching(out: Path, where: str) -> dict[str, Path] | None:
     for name, want in files.items():
         if name not in HASHED:
             continue
-        found = next((d / name for d in (out, out / PREVIOUS_DIR, out / STAGING_DIR)
+        found = next((d / name for d in (out, out / PREVIOUS_DIR)
                       if (d / name).exists() and sha256_of(d / name) == want), None)
         if found is None:
             raise UserError(f"{where}: {name} does not match manifest.json and no matching copy is left (a write "

@@ -90,9 +90,9 @@ def _load(root: Path, kind: str, media: list[Path], index: dict[str, int], featu
 def _scan_review(root: Path, include_pending: bool) -> tuple[str | None, list[Path], list[Path]]:
     """scan() over the folders a corrections dir trains on: accepted/ (+ pending/), or the dir itself."""
     folders = review_folders(root, include_pending)
-    if folders != [root]:
-        waiting = len(scan(root / PENDING_DIR)[1]) if (root / PENDING_DIR).is_dir() else 0
-        if waiting and not include_pending:
+    if folders != [root] and not include_pending and (root / PENDING_DIR).is_dir():
+        waiting = len(scan(root / PENDING_DIR)[1])
+        if waiting:
             print(f"extra data: {waiting} correction(s) in {root / PENDING_DIR} are not reviewed and not used; "
                   f"review them with `python -m space.review {root}` (or pass --extra-data-pending)", flush=True)
     kinds, media, other = set(), [], []

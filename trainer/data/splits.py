@@ -22,11 +22,12 @@ def split_names(raw, cfg: DataConfig) -> tuple[str, str | None, str | None]:
 def _unlabeled_mask(ds, label: str, num_classes: int | None) -> "np.ndarray":  # noqa: F821
     """True where a row has no usable label: None, or an integer < 0 (or >= num_classes for a ClassLabel)."""
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     column = ds.select_columns([label]).with_format("arrow")[:][label]
     bad = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    if column.type in ("int8", "int16", "int32", "int64") or str(column.type).startswith("int"):
+    if pa.types.is_integer(column.type):
         values = pc.fill_null(column, 0)
         bad |= np.asarray(pc.less(values, 0).to_numpy(zero_copy_only=False), dtype=bool)
         if num_classes is not None:

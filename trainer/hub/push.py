@@ -11,7 +11,7 @@ from pathlib import Path
 
 from trainer.checkpoint.card import build_card
 from trainer.checkpoint.contract import CONFIG, EVAL_DIR, FOLDS_DIR, LOCAL_ONLY, WEIGHTS
-from trainer.checkpoint.integrity import consistent_dir, restore
+from trainer.checkpoint.integrity import restore
 from trainer.config import HubConfig
 from trainer.errors import LOGIN_HINT, UserError, explain, network_errors, redact_token, register_secret
 
@@ -92,9 +92,7 @@ def push_checkpoint(out: Path, repo_id: str, token: str | None = None, private: 
 
 
     out, token = Path(out), resolve_token(token)
-    restore(out)  # an interrupted rewrite: push the set its manifest.json names, never a mix
-    if consistent_dir(out, str(out)) != out:
-        raise UserError(f"{out}: its files do not match manifest.json; write the checkpoint again.")
+    restore(out)  # checks every file against manifest.json: after it, out holds exactly the set it names
     if not (out / CONFIG).exists() or not (out / WEIGHTS).exists():
         raise UserError(f"{out} is not a finished checkpoint (config.json and model.safetensors are missing).")
     if not token:
