@@ -17,6 +17,7 @@ from trainer.checkpoint.read import load_model, open_checkpoint
 from trainer.data.images import eval_transform
 from trainer.errors import UserError
 from trainer.evaluation.calibration import softmax
+from trainer.evaluation.tta import TTA
 
 # ref → what was loaded. Both stay empty until the first request or page load asks (importing loads nothing).
 _CHECKPOINTS: dict[str, tuple[Path, dict]] = {}
@@ -67,18 +68,19 @@ class Classifier:
         """Temperature fitted on validation data (1.0 when the checkpoint has none)."""
         return float(self.config.get("temperature") or 1.0)
 
-    def probabilities(self, batch) -> list[dict[str, float]]:
-        """{label: calibrated probability} per row of an already preprocessed float batch (N, …)."""
+    def probabilities(self, batch, tta: str = "none") -> list[dict[str, float]]:
+        """{label: calibrated probability} per row of an already preprocessed float batch (N, …); tta 'flip' or
+        'flip-crops' averages the logits over those views (trainer.evaluation.tta, as validate.py --tta does)."""
         with torch.inference_mode():
-            logits = self.model(batch).float().numpy()
+            logits = (TTA(self.model, tta) if tta != "none" else self.model)(batch).float().numpy()
         probs = softmax(logits, self.temperature)
         return [dict(zip(self.labels, map(float, row), strict=True)) for row in probs]
 
-    def predict_images(self, images: list) -> tuple[list[dict[str, float]], float]:
+    def predict_images(self, images: list, tta: str = "none") -> tuple[list[dict[str, float]], float]:
         """({label: prob} per RGB PIL image, milliseconds for preprocessing + one batched forward pass)."""
         start = time.perf_counter()
         batch = torch.stack([self.transform(im) for im in images])
-        out = self.probabilities(batch)
+        out = self.probabilities(batch, tta)
         return out, 1000 * (time.perf_counter() - start)
 
 

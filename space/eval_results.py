@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from space.images import md_escape
 from trainer.errors import scrub_artifact
 from trainer.evaluation.plots import confusion_matrix_figure, reliability_figure
 
@@ -36,9 +37,10 @@ def read_eval(path: Path) -> dict:
             out[name] = json.loads(file.read_text())
         else:
             out["missing"].append(f"eval/{name}.json")
-    groups = path / "eval" / "groups.json"  # optional: only runs with --group-column write it
-    if groups.is_file():
-        out["groups"] = json.loads(groups.read_text())
+    for optional in ("groups", "preflight"):  # groups: --group-column runs; preflight: schema 3 and later
+        file = path / "eval" / f"{optional}.json"
+        if file.is_file():
+            out[optional] = json.loads(file.read_text())
     manifest = path / "manifest.json"
     out["manifest"] = json.loads(manifest.read_text()) if manifest.is_file() else {}
     return out
@@ -51,13 +53,12 @@ def primary(ev: dict) -> tuple[str, dict]:
     return split, metrics.get(split, {})
 
 
-def _cell(text) -> str:
-    """A value safe inside a Markdown table cell."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def summary_frame(ref: str, config: dict, ev: dict) -> pd.DataFrame:
+    """Model summary, one row per field: checkpoint, architecture, labels, input, dataset, date, command, versions.
 
-
-def summary_markdown(ref: str, config: dict, ev: dict) -> str:
-    """Model summary: checkpoint, architecture, labels, input, dataset, date, command, versions."""
+    A table component rather than Markdown: its key column keeps its width on a phone, and the values (which come
+    from someone's checkpoint) are shown as text, never rendered.
+    """
     man, pcfg = ev.get("manifest", {}), config.get("pretrained_cfg", {})
     data, hw = man.get("dataset") or {}, man.get("hardware") or {}
     labels = config["label_names"]
@@ -65,7 +66,7 @@ def summary_markdown(ref: str, config: dict, ev: dict) -> str:
     sizes = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in (data.get("sizes") or {}).items())
     versions = man.get("versions") or {}
     rows = {
-        "checkpoint": f"`{ref}`",
+        "checkpoint": ref,
         "architecture": f"{config.get('architecture')} ({config.get('modality', 'image')})",
         "classes": f"{len(labels)}: {shown}",
         "input": f"{'×'.join(map(str, pcfg.get('input_size', [])))}, {pcfg.get('interpolation')}, "
@@ -75,9 +76,9 @@ def summary_markdown(ref: str, config: dict, ev: dict) -> str:
                    + (f" — {sizes}" if sizes else ""),
         "trained": f"{man.get('created', '?')}, wall time {man.get('wall_time_s', '?')} s on "
                    f"{hw.get('device', '?')} × {hw.get('num_processes', '?')} process(es)",
-        "command": f"`{' '.join(man.get('command') or [])}`",
+        "command": " ".join(man.get("command") or []),
         "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v),
-        "git sha": f"`{(man.get('git_sha') or '?')[:12]}` · checkpoint schema {man.get('schema_version', '?')}",
+        "git sha": f"{(man.get('git_sha') or '?')[:12]} · checkpoint schema {man.get('schema_version', '?')}",
     }
     groups = ev.get("groups") or {}
     for split in ("val", "test"):
@@ -85,10 +86,27 @@ def summary_markdown(ref: str, config: dict, ev: dict) -> str:
             rows[f"{split} per {groups.get('column', 'group')}"] = " · ".join(
                 f"{value} {m.get('accuracy', 0):.4f} ({m.get('num_samples', '?')})"
                 for value, m in groups[split].items())
-    table = "\n".join(f"| {k} | {_cell(v)} |" for k, v in rows.items())
+    latency = eval_latency_line(primary(ev)[1])
+    if latency:
+        rows["eval latency"] = latency
     missing = ev.get("missing") or []
-    note = f"\n\n⚠️ Not in this checkpoint: {', '.join(missing)}." if missing else ""
-    return scrub_artifact(f"| | |\n|---|---|\n{table}{note}")  # the serving process's own token never shows
+    if missing:
+        rows["missing files"] = ", ".join(missing)
+    # the serving process's own token never shows, nor a token quoted by someone else's checkpoint
+    return pd.DataFrame([[k, scrub_artifact(str(v))] for k, v in rows.items()], columns=["run", ""])
+
+
+def eval_latency_line(metrics: dict) -> str:
+    """'p50 X ms · p95 Y ms on <hardware>' from eval/metrics.json ('' for checkpoints without latency)."""
+    if "latency_ms_batch1" not in metrics:
+        return ""
+    p95 = metrics.get("latency_ms_p95_batch1")
+    text = f"p50 {metrics['latency_ms_batch1']:.1f} ms" + (f" · p95 {p95:.1f} ms" if p95 is not None else "")
+    where = metrics.get("latency_hardware") or metrics.get("device")
+    budget = metrics.get("latency_budget_ms")
+    if budget is not None:
+        text += f" ({'within' if metrics.get('within_latency_budget') else 'over'} the {budget:g} ms budget)"
+    return text + (f" on {where}" if where else "") + ", one input, preprocessing + forward"
 
 
 def headline_frame(metrics: dict) -> pd.DataFrame:
@@ -129,6 +147,25 @@ def confusion_figure(confusion: dict, normalize: bool):
     kind = "row-normalised (recall)" if normalize else "counts"
     return confusion_matrix_figure(confusion["matrix"], confusion["labels"], normalize=normalize,
                                    title=f"{confusion.get('split', '')} split, {kind}")
+
+
+NORMALIZE = {"counts": None, "rows (recall)": 1, "columns (precision)": 0}
+
+
+def confusion_frame(confusion: dict, normalize: str = "counts"):
+    """The confusion matrix as a table styled as a heat map (rows = true, columns = predicted): counts, or shares
+    of each row (recall) or column (precision). Column 0 holds the true labels; a click on cell (r, c ≥ 1) is the
+    (true r, predicted c - 1) cell."""
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {list(NORMALIZE)}")
+    cm, labels = np.asarray(confusion["matrix"], dtype=np.float64), list(confusion["labels"])
+    axis = NORMALIZE[normalize]
+    if axis is not None:
+        cm = cm / np.maximum(cm.sum(axis=axis, keepdims=True), 1)
+    frame = pd.DataFrame(cm.round(3) if axis is not None else cm.astype(np.int64), columns=labels)
+    frame.insert(0, "true \\ predicted", labels)
+    return frame.style.background_gradient(cmap="Blues", axis=None, subset=labels).format(
+        precision=3 if axis is not None else 0, subset=labels)
 
 
 def reliability_plot(reliability: dict):
@@ -181,10 +218,23 @@ def _items(root: Path, entries: list[dict], caption) -> list[tuple[str, str]]:
             and (path := _inside(root, e.get("file"))) is not None]
 
 
+def _caption(e: dict) -> str:
+    """'true → predicted · p 0.81 (true 0.12)': calibrated probabilities where the checkpoint has them (schema 3)."""
+    if "prob" in e:
+        return f"{e['label']} → {e['pred']} · p {e['prob']:.2f} (true {e.get('prob_true', float('nan')):.2f})"
+    return f"{e['label']} → {e['pred']} (loss {e['loss']:.2f})"
+
+
 def top_loss_items(root: Path, samples: dict) -> list[tuple[str, str]]:
-    """The highest-loss samples: 'true → predicted (loss)'."""
-    return _items(root, samples.get("top_loss", []),
-                  lambda e: f"{e['label']} → {e['pred']} (loss {e['loss']:.2f})")
+    """The highest-loss samples, captioned 'true → predicted' with their probabilities."""
+    return _items(root, samples.get("top_loss", []), _caption)
+
+
+def explain_items(root: Path, samples: dict) -> list[tuple[str, str]]:
+    """Grad-CAM overlays of the highest-loss samples: where the model looked for the class it wrongly chose."""
+    entries = [{**e, "file": e["explain"]} for e in samples.get("top_loss", [])
+               if isinstance(e, dict) and isinstance(e.get("explain"), str)]
+    return _items(root, entries, lambda e: f"{e['label']} → {e['pred']}: where it saw {e['pred']}")
 
 
 def example_items(root: Path, samples: dict) -> list[tuple[str, str]]:
@@ -193,20 +243,85 @@ def example_items(root: Path, samples: dict) -> list[tuple[str, str]]:
 
 
 def cell_choices(samples: dict, confusion: dict) -> list[tuple[str, str]]:
-    """Dropdown choices 'true → predicted (count)' for every confused cell with thumbnails, largest first."""
+    """Dropdown choices 'true → predicted (count)' for every cell with thumbnails: confused cells first, largest
+    first, then the diagonal (correct) ones."""
     cm, labels = np.asarray(confusion["matrix"]), confusion["labels"]
-    keys = [tuple(map(int, k.split(","))) for k in samples.get("cells", {})]
-    keys.sort(key=lambda tp: -cm[tp])
+    n = len(labels)
+    keys = [tp for k in samples.get("cells", {}) if len(tp := _key(k, n)) == 2]
+    keys.sort(key=lambda tp: (tp[0] == tp[1], -cm[tp]))
     return [(f"{labels[t]} → {labels[p]} ({int(cm[t, p])})", f"{t},{p}") for t, p in keys]
 
 
+def _key(key: str, n: int) -> tuple[int, ...]:
+    """(t, p) of a 't,p' cell key with both inside 0…n-1, else ()."""
+    try:
+        t, p = (int(x) for x in str(key).split(","))
+    except ValueError:
+        return ()
+    return (t, p) if 0 <= t < n and 0 <= p < n else ()
+
+
 def cell_items(root: Path, samples: dict, key: str | None) -> list[tuple[str, str]]:
-    """Thumbnails of one confused cell ('t,p'), captioned with their loss."""
-    entries = samples.get("cells", {}).get(key or "", [])
-    return _items(root, entries, lambda e: f"{e['label']} → {e['pred']} (loss {e['loss']:.2f})")
+    """Thumbnails of one (true, predicted) cell ('t,p'), captioned with their probabilities."""
+    return _items(root, samples.get("cells", {}).get(key or "", []), _caption)
+
+
+def cell_note(confusion: dict, samples: dict, key: str | None) -> str:
+    """What a clicked cell holds: count, share of the true class, and how many thumbnails the checkpoint kept."""
+    labels = confusion["labels"]
+    tp = _key(key or "", len(labels))
+    if not tp:
+        return "Click a cell of the matrix to see its samples."
+    cm = np.asarray(confusion["matrix"])
+    t, p = tp
+    count, shown = int(cm[t, p]), len(samples.get("cells", {}).get(f"{t},{p}", []))
+    kind = "correct" if t == p else "mistaken"
+    text = (f"**{labels[t]} → {labels[p]}**: {count} {kind} sample(s), {count / max(cm[t].sum(), 1):.1%} of "
+            f"true {labels[t]}.")
+    if count and not shown:
+        text += " The checkpoint kept no thumbnails for this cell (eval/samples/ is capped)."
+    elif shown:
+        text += f" Showing {shown}, highest loss first."
+    return text
 
 
 def pair_key(confusion: dict, true: str, pred: str) -> str | None:
     """'t,p' for a (true, predicted) label pair, None if a label is unknown."""
     labels = confusion["labels"]
     return f"{labels.index(true)},{labels.index(pred)}" if true in labels and pred in labels else None
+
+
+def _examples(pairs: list, joiner: str) -> list[str]:
+    """Listed offending files ('split: name (label)' each), escaped: names come from someone's data."""
+    return [f"- {joiner.join(md_escape(x, 160) for x in pair)}" for pair in pairs if isinstance(pair, list)]
+
+
+def preflight_markdown(report: dict | None) -> str:
+    """eval/preflight.json for people: rows, classes, imbalance, sizes per split, then duplicates and leakage."""
+    if not report:
+        return ("No data preflight in this checkpoint (trained before checkpoint schema 3, or on streamed data). "
+                "Run `python trainer/preflight.py --dataset …` to check the data.")
+    lines = ["| split | rows | classes | imbalance (largest / smallest class) | sizes | modes |",
+             "|---|---|---|---|---|---|"]
+    for name, s in (report.get("splits") or {}).items():
+        sizes = ", ".join(f"{md_escape(k)} ×{v}" for k, v in list((s.get("sizes") or {}).items())[:3])
+        modes = ", ".join(f"{md_escape(k)} ×{v}" for k, v in (s.get("modes") or {}).items())
+        lines.append(f"| {md_escape(name)} | {s.get('rows', '?'):,} | {len(s.get('per_class') or {})} | "
+                     f"×{s.get('imbalance_ratio')} | {sizes or '–'} | {modes or '–'} |")
+    dup, conflicts = report.get("exact_duplicates") or {}, report.get("label_conflicts") or {}
+    if report.get("leakage"):
+        lines += ["", f"### ⚠️ Leakage: the same file is in more than one split {dup.get('across_splits')}",
+                  "Evaluation on those rows measures memory, not generalisation. Remove them from one side:",
+                  *_examples(dup.get("across_examples") or [], " == ")]
+    else:
+        lines += ["", "✅ No file is in more than one split (exact content hash)."]
+    if dup.get("within_split"):
+        lines.append(f"\nExact duplicates within a split: {md_escape(dup['within_split'])}.")
+    if conflicts.get("count"):
+        lines += [f"\n### ⚠️ {conflicts['count']} file(s) carry two different labels",
+                  *_examples(conflicts.get("examples") or [], " vs ")]
+    if report.get("skipped_files"):
+        lines.append(f"\n{report['skipped_files']} unreadable file(s) were skipped.")
+    if "seconds" in report:
+        lines.append(f"\nChecked in {report['seconds']} s at the start of training.")
+    return "\n".join(lines)

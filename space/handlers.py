@@ -11,12 +11,17 @@ from functools import wraps
 import gradio as gr
 
 from space import classifier, eval_results
-from space.images import InputError, decode_image, guard_upload
+from space.images import InputError, decode_image, guard_upload, md_escape
+from space.latency import Latency
 from space.settings import NO_AUDIO_MODEL, NO_IMAGE_MODEL, NO_MODEL_ON_SPACE, Settings
-from trainer.errors import UserError, scrub, scrub_artifact
+from trainer.errors import UserError, scrub
+from trainer.evaluation import explain
+from trainer.evaluation.calibration import softmax
+from trainer.evaluation.tta import NUM_VIEWS, TTA_MODES
 
 log = logging.getLogger("timm_space.app")
 DEFAULT_TOP_K = 5
+TOP_CLASS = "(top prediction)"  # the explain-class dropdown's first choice
 
 
 def user_error(e: Exception) -> gr.Error:
@@ -74,6 +79,7 @@ class Handlers:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.latency = Latency()  # this process's own request times, shown beside the eval-time latency
 
     def _ref(self, which: str) -> str:
         """The configured reference for 'image' or 'audio', or UserError saying how to configure one."""
@@ -86,31 +92,67 @@ class Handlers:
         return choice.ref
 
     def image_status(self):
-        """On page load: load the image model (once per process) → status line, example gallery, top-k range."""
+        """On page load: load the image model (once per process) → status line, example gallery, top-k range and
+        the classes Grad-CAM can explain."""
         try:
             clf = classifier.load_classifier(self._ref("image"), "image")
         except Exception as e:  # shown in the tab; the page itself must load
-            return f"⚠️ {user_error(e).message}", [], gr.update()
+            return f"⚠️ {user_error(e).message}", [], gr.update(), gr.update()
         ev = eval_results.read_eval(clf.path)
         items = eval_results.example_items(eval_results.served_samples(clf.path), ev.get("samples", {}))
         status = f"✅ `{clf.ref}` ({self.settings.image.source}): {classifier.describe(clf)}"
         if self.settings.on_space:
             status += pin_warning(self.settings.image)
-        return status, items, gr.update(maximum=len(clf.labels), value=min(DEFAULT_TOP_K, len(clf.labels)))
+        return (status, items, gr.update(maximum=len(clf.labels), value=min(DEFAULT_TOP_K, len(clf.labels))),
+                gr.update(choices=[TOP_CLASS, *clf.labels], value=TOP_CLASS))
 
     @as_gr_error
-    def predict_image(self, image, top_k: float = DEFAULT_TOP_K) -> tuple[dict[str, float], str]:
-        """One upload → ({label: calibrated probability} for the top k, timing and conversion notes)."""
+    def predict_image(self, image, top_k: float = DEFAULT_TOP_K, tta: str = "none") -> tuple[dict[str, float], str]:
+        """One upload → ({label: calibrated probability} for the top k, timing and conversion notes); tta 'flip' or
+        'flip-crops' averages over mirrored (and zoomed) views."""
         if image is None:  # the input was cleared: nothing to say, no error toast
             return {}, ""
+        if tta not in TTA_MODES:
+            raise InputError(f"tta must be one of {', '.join(TTA_MODES)}.")
         guard_upload(image)
-        start = time.perf_counter()
         clf = classifier.load_classifier(self._ref("image"), "image")
+        start = time.perf_counter()  # after the (once per process) model load: serving time, not start-up time
         rgb, notes = decode_image(image)
-        (probs,), model_ms = clf.predict_images([rgb])
+        (probs,), model_ms = clf.predict_images([rgb], tta)
         total_ms = 1000 * (time.perf_counter() - start)
-        info = f"model {model_ms:.1f} ms (preprocess + forward) · {total_ms:.1f} ms with decoding"
+        self.latency.record("image", total_ms)
+        views = f" over {NUM_VIEWS[tta]} views (TTA {tta})" if tta != "none" else ""
+        info = (f"model {model_ms:.1f} ms (preprocess + forward{views}) · {total_ms:.1f} ms with decoding · "
+                f"{self.latency.line('image')}")
+        eval_line = eval_results.eval_latency_line(eval_results.primary(eval_results.read_eval(clf.path))[1])
+        if eval_line:
+            info += f"\n\nmeasured at evaluation: {md_escape(eval_line, 300)}"
         return _top(probs, top_k), info + "".join(f"\n- {n}" for n in notes)
+
+    @as_gr_error
+    def explain_image(self, image, target: str | None = None):
+        """Grad-CAM: (overlay of where the model looked for `target` — the top class when empty — , a note)."""
+        if image is None:
+            return None, ""
+        guard_upload(image)
+        clf = classifier.load_classifier(self._ref("image"), "image")
+        if target in (None, "", TOP_CLASS):
+            index = None
+        elif isinstance(target, str) and target in clf.labels:
+            index = clf.labels.index(target)
+        else:
+            raise InputError(f"{md_escape(target)} is not a label of the served model.")
+        rgb, _notes = decode_image(image)
+        start = time.perf_counter()
+        x = clf.transform(rgb)[None]
+        cam, cls, logits = explain.gradcam(clf.model, x, index)
+        pcfg = clf.config["pretrained_cfg"]
+        picture = explain.overlay(explain.shown_input(x, pcfg["mean"], pcfg["std"]), cam)
+        prob = float(softmax(logits[None], clf.temperature)[0, cls])
+        note = (f"Grad-CAM for **{md_escape(clf.labels[cls])}** (p {prob:.2f}) at layer "
+                f"`{explain.target_layer(clf.model, tuple(x.shape[1:])).name}` · "
+                f"{1000 * (time.perf_counter() - start):.0f} ms. Red: regions that raised this class's score.")
+        return picture, note
 
     def predict_image_batch(self, images: list, top_ks: list) -> tuple[list, list]:
         """Batched API: gradio groups concurrent requests; one forward pass; a bad upload fails only itself."""
@@ -147,65 +189,11 @@ class Handlers:
         items = eval_results.example_items(eval_results.served_samples(clf.path), ev.get("samples", {}))
         return items[evt.index][0] if 0 <= evt.index < len(items) else None
 
-    def _eval(self, which: str):
+    def eval_artifacts(self, which: str):
         """(ref, local dir, config, eval artifacts) of the image or audio checkpoint — no model load."""
         ref = self._ref(which)
         path, config = classifier.checkpoint(ref)
         return ref, path, config, eval_results.read_eval(path)
-
-    @as_gr_error
-    def metrics_json(self, which: str = "image") -> dict:
-        """eval/metrics.json of the served checkpoint, as written by the trainer."""
-        _ref, _path, _config, ev = self._eval(which)
-        if "metrics" not in ev:
-            raise UserError("this checkpoint has no eval/metrics.json (was it written by trainer/train.py?).")
-        return scrub_artifact(ev["metrics"])  # a checkpoint from someone else's repo may quote anything
-
-    def metrics_view(self, which: str = "image") -> tuple:
-        """Everything the Validation-metrics tab shows, read from eval/ (errors become the summary text)."""
-        try:
-            ref, path, config, ev = self._eval(which)
-        except Exception as e:  # the tab shows why; the page stays up
-            empty = pd_empty()
-            return (f"⚠️ {user_error(e).message}", empty, None, empty, empty, None, "", [],
-                    gr.update(choices=[], value=None), [], empty)
-        split, headline = eval_results.primary(ev)
-        confusion, samples = ev.get("confusion_matrix"), ev.get("samples", {})
-        root = eval_results.served_samples(path)
-        choices = eval_results.cell_choices(samples, confusion) if confusion else []
-        first = choices[0][1] if choices else None
-        return (eval_results.summary_markdown(ref, config, ev),
-                eval_results.headline_frame(ev.get("metrics", {})),
-                eval_results.confusion_figure(confusion, normalize=False) if confusion else None,
-                eval_results.per_class_frame(ev.get("per_class", {})),
-                eval_results.confused_pairs(confusion) if confusion else pd_empty(),
-                eval_results.reliability_plot(ev["reliability"]) if "reliability" in ev else None,
-                eval_results.calibration_markdown(headline) + f" (split: {split})",
-                eval_results.top_loss_items(root, samples),
-                gr.update(choices=choices, value=first),
-                eval_results.cell_items(root, samples, first),
-                eval_results.history_frame(ev.get("history", [])))
-
-    @as_gr_error
-    def confusion_plot(self, which: str, normalize: bool):
-        """The confusion matrix as counts or row-normalised."""
-        _ref, _path, _config, ev = self._eval(which)
-        if "confusion_matrix" not in ev:
-            raise UserError("this checkpoint has no eval/confusion_matrix.json.")
-        return eval_results.confusion_figure(ev["confusion_matrix"], normalize=bool(normalize))
-
-    @as_gr_error
-    def cell_gallery(self, which: str, key: str | None) -> list:
-        """Thumbnails of the samples in one confused (true → predicted) cell."""
-        _ref, path, _config, ev = self._eval(which)
-        return eval_results.cell_items(eval_results.served_samples(path), ev.get("samples", {}), key)
-
-    def pick_pair(self, which: str, evt: gr.SelectData):
-        """A click on a most-confused row selects that (true → predicted) cell in the dropdown."""
-        _ref, _path, _config, ev = self._eval(which)
-        row = evt.row_value or []
-        key = eval_results.pair_key(ev["confusion_matrix"], row[0], row[1]) if len(row) >= 2 else None
-        return gr.update(value=key) if key in ev.get("samples", {}).get("cells", {}) else gr.update()
 
 
 def pd_empty():

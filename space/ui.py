@@ -6,8 +6,11 @@ import gradio as gr
 
 from space.audio import AudioHandlers
 from space.corrections import Corrections, correction_box
-from space.handlers import DEFAULT_TOP_K, Handlers
+from space.eval_results import NORMALIZE
+from space.handlers import DEFAULT_TOP_K, TOP_CLASS, Handlers
+from space.metrics import VIEW_SIZE, MetricsHandlers
 from space.settings import Settings
+from trainer.evaluation.tta import TTA_MODES
 
 # CPU inference: a forward pass already uses every core, so more than 2 concurrent single-image calls only
 # queue inside torch; 2 lets one request decode its upload while another runs the model.
@@ -21,7 +24,8 @@ INTRO = ("Classify images (and audio clips) with a timm checkpoint fine-tuned by
 
 
 def _image_tab(demo: gr.Blocks, handlers: Handlers, corrections: Corrections) -> None:
-    """Upload/webcam/clipboard → calibrated top-k label, latency and conversion notes; clickable examples."""
+    """Upload/webcam/clipboard → calibrated top-k label (optionally with TTA), latency and conversion notes,
+    a Grad-CAM overlay on request; clickable examples."""
     status = gr.Markdown("⏳ Loading the image model…")
     with gr.Row():
         with gr.Column():
@@ -30,17 +34,29 @@ def _image_tab(demo: gr.Blocks, handlers: Handlers, corrections: Corrections) ->
             # non-image upload fails inside gradio with a generic processing error instead of our message.
             image = gr.Image(type="filepath", image_mode=None, sources=["upload", "webcam", "clipboard"],
                              label="Image")
-            top_k = gr.Slider(1, 20, value=DEFAULT_TOP_K, step=1, label="Top k")
+            with gr.Row():
+                top_k = gr.Slider(1, 20, value=DEFAULT_TOP_K, step=1, label="Top k")
+                tta = gr.Radio(list(TTA_MODES), value="none", label="Test-time augmentation",
+                               info="average over mirrored (and zoomed) views: 2 or 4 forward passes")
         with gr.Column():
             label = gr.Label(label="Prediction (calibrated probabilities)")
             info = gr.Markdown()
+            with gr.Accordion("Why? Grad-CAM: where the model looked", open=False):
+                with gr.Row():
+                    target = gr.Dropdown([TOP_CLASS], value=TOP_CLASS, label="Explain class", scale=3)
+                    explain = gr.Button("Explain", scale=1)
+                heatmap = gr.Image(label="Grad-CAM overlay", type="pil", interactive=False)
+                explain_info = gr.Markdown()
             correction_box(demo, corrections, image, "image")
     examples = gr.Gallery(label="Examples from the evaluation split (click one to classify it)", columns=10,
                           height="auto", allow_preview=False)
-    demo.load(handlers.image_status, outputs=[status, examples, top_k], api_name="image_model")
-    gr.on([image.change, top_k.release], handlers.predict_image, inputs=[image, top_k], outputs=[label, info],
-          api_name="predict_image", preprocess=False, concurrency_limit=IMAGE_CONCURRENCY,
+    demo.load(handlers.image_status, outputs=[status, examples, top_k, target], api_name="image_model")
+    gr.on([image.change, top_k.release, tta.change], handlers.predict_image, inputs=[image, top_k, tta],
+          outputs=[label, info], api_name="predict_image", preprocess=False, concurrency_limit=IMAGE_CONCURRENCY,
           concurrency_id="predict_image")
+    explain.click(handlers.explain_image, inputs=[image, target], outputs=[heatmap, explain_info],
+                  api_name="explain_image", preprocess=False, concurrency_limit=IMAGE_CONCURRENCY,
+                  concurrency_id="predict_image")
     examples.select(handlers.pick_example, outputs=image, api_name="pick_example")
 
 
@@ -73,36 +89,50 @@ def _audio_tab(demo: gr.Blocks, audio: AudioHandlers, corrections: Corrections) 
                 preprocess=False, concurrency_limit=IMAGE_CONCURRENCY, concurrency_id="predict_audio")
 
 
-def _metrics_tab(demo: gr.Blocks, handlers: Handlers) -> None:
-    """Everything in the checkpoint's eval/: summary, metrics, confusion, per class, calibration, samples."""
+def _metrics_tab(demo: gr.Blocks, metrics: MetricsHandlers) -> None:
+    """Everything in the checkpoint's eval/, in sub-tabs: Summary, Errors, Calibration, Data, History."""
     which = gr.Radio(["image", "audio"], value="image", label="Checkpoint")
-    summary = gr.Markdown("⏳ Loading the evaluation artifacts…")
-    headline = gr.Dataframe(label="Headline metrics", interactive=False)
-    with gr.Row():
-        with gr.Column():
-            normalize = gr.Checkbox(label="Row-normalise (each row sums to 1; the diagonal is recall)")
-            confusion = gr.Plot(label="Confusion matrix (rows = true, columns = predicted)")
-        with gr.Column():
+    status = gr.Markdown("⏳ Loading the evaluation artifacts…")
+    with gr.Tabs():
+        with gr.Tab("Summary"):
+            # a fixed key column and a wrapping value column: on a phone the keys stay whole words (measured in
+            # tests/test_browser.py at 1280 and 390 px)
+            summary = gr.Dataframe(label="Run", interactive=False, wrap=True, column_widths=["150px", "65%"],
+                                   elem_id="run-summary")
+            headline = gr.Dataframe(label="Headline metrics", interactive=False)
+            per_class = gr.Dataframe(label="Per class (sort by any column from its header)", interactive=False)
+        with gr.Tab("Errors"):
+            normalize = gr.Radio(list(NORMALIZE), value="counts", label="Confusion matrix values")
+            matrix = gr.Dataframe(label="Confusion matrix (rows = true, columns = predicted): click a cell to see "
+                                  "its samples", interactive=False, elem_id="confusion-matrix")
+            cell_note = gr.Markdown()
+            cell = gr.Dropdown(label="Cell (true → predicted)", choices=[], interactive=True)
+            cell_samples = gr.Gallery(label="Samples in this cell (p = calibrated probability)", columns=8,
+                                      height="auto")
+            pairs = gr.Dataframe(label="Most confused pairs (click a row to see its samples)", interactive=False)
+            top_loss = gr.Gallery(label="Highest-loss samples (true → predicted)", columns=8, height="auto")
+            explained = gr.Gallery(label="Why: Grad-CAM of the class each highest-loss sample was mistaken for",
+                                   columns=8, height="auto")
+        with gr.Tab("Calibration"):
             calibration = gr.Markdown()
             reliability = gr.Plot(label="Reliability diagram")
-    per_class = gr.Dataframe(label="Per class (sort by any column from its header)", interactive=False)
-    pairs = gr.Dataframe(label="Most confused pairs (click a row to see its samples)", interactive=False)
-    cell = gr.Dropdown(label="True → predicted cell", choices=[], interactive=True)
-    cell_samples = gr.Gallery(label="Samples in this cell", columns=8, height="auto")
-    top_loss = gr.Gallery(label="Highest-loss samples (true → predicted)", columns=8, height="auto")
-    history = gr.Dataframe(label="Training history (per epoch)", interactive=False)
-    with gr.Accordion("eval/metrics.json", open=False):
-        show_raw = gr.Button("Show")
-        raw = gr.JSON()
-    outputs = [summary, headline, confusion, per_class, pairs, reliability, calibration, top_loss, cell,
-               cell_samples, history]
-    gr.on([demo.load, which.change], handlers.metrics_view, inputs=which, outputs=outputs,
-          api_name="metrics_view")
-    show_raw.click(handlers.metrics_json, inputs=which, outputs=raw, api_name="metrics")
-    normalize.change(handlers.confusion_plot, inputs=[which, normalize], outputs=confusion,
-                     api_name="confusion_matrix")
-    cell.change(handlers.cell_gallery, inputs=[which, cell], outputs=cell_samples, api_name="confused_samples")
-    pairs.select(handlers.pick_pair, inputs=which, outputs=cell, api_name="pick_pair")
+        with gr.Tab("Data"):
+            preflight = gr.Markdown()
+        with gr.Tab("History"):
+            history = gr.Dataframe(label="Training history (per epoch)", interactive=False)
+            with gr.Accordion("eval/metrics.json", open=False):
+                show_raw = gr.Button("Show")
+                raw = gr.JSON()
+    outputs = [status, summary, headline, per_class, matrix, pairs, cell, cell_note, cell_samples, top_loss,
+               explained, calibration, reliability, preflight, history]
+    assert len(outputs) == VIEW_SIZE
+    gr.on([demo.load, which.change], metrics.metrics_view, inputs=which, outputs=outputs, api_name="metrics_view")
+    show_raw.click(metrics.metrics_json, inputs=which, outputs=raw, api_name="metrics")
+    normalize.change(metrics.confusion_table, inputs=[which, normalize], outputs=matrix, api_name="confusion_matrix")
+    matrix.select(metrics.pick_cell, inputs=which, outputs=[cell, cell_samples, cell_note], api_name="pick_cell")
+    pairs.select(metrics.pick_pair, inputs=which, outputs=[cell, cell_samples, cell_note], api_name="pick_pair")
+    cell.input(metrics.cell_gallery, inputs=[which, cell], outputs=cell_samples, api_name="confused_samples")
+    cell.input(metrics.cell_summary, inputs=[which, cell], outputs=cell_note, api_name="cell_summary")
 
 
 def build_demo(settings: Settings) -> gr.Blocks:
@@ -117,7 +147,7 @@ def build_demo(settings: Settings) -> gr.Blocks:
         with gr.Tab("Audio"):
             _audio_tab(demo, corrections.audio, corrections)
         with gr.Tab("Validation metrics"):
-            _metrics_tab(demo, handlers)
+            _metrics_tab(demo, MetricsHandlers(handlers))
         _batch_api(handlers)
     demo.queue(max_size=QUEUE_MAX)
     return demo

@@ -17,7 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home fr
 ENDPOINTS = {"/predict_image", "/predict_image_batch", "/predict_audio", "/metrics", "/metrics_view",
              "/image_model", "/audio_model", "/confusion_matrix", "/confused_samples", "/pick_example",
              "/pick_pair", "/correction_labels", "/save_correction", "/audio_correction_labels",
-             "/save_audio_correction"}
+             "/save_audio_correction", "/explain_image", "/pick_cell", "/cell_summary"}
 
 
 def _launch(settings):
@@ -131,18 +131,32 @@ def test_metrics_come_from_the_checkpoint_eval_artifacts(app, smoke_run):
     got = client.predict("image", api_name="/metrics")
     assert got["test"]["accuracy"] == expected["test"]["accuracy"]
     view = client.predict("image", api_name="/metrics_view")
-    summary, headline, _cm, per_class, pairs, _rel, calibration, top_loss, cell, cell_samples, _hist = view
-    assert "test_resnet" in summary and "fashion-mnist" in summary
+    (status, summary, headline, per_class, matrix, pairs, cell, note, cell_samples, top_loss, explained, calibration,
+     _rel, preflight, _hist) = view
+    assert "evaluated on the **test** split" in status
+    rows = dict(summary["data"])
+    assert rows["architecture"] == "test_resnet (image)" and "fashion-mnist" in rows["dataset"]
+    assert "p50" in rows["eval latency"] and "preprocessing + forward" in rows["eval latency"]
     accuracy_row = next(row for row in headline["data"] if row[0] == "accuracy")
     assert accuracy_row[headline["headers"].index("test")] == round(expected["test"]["accuracy"], 4)
     assert [row[0] for row in per_class["data"]] == labels
     assert per_class["headers"] == ["label", "precision", "recall", "f1", "specificity", "support"]
     assert pairs["data"] and "Temperature" in calibration and top_loss
-    assert cell["value"] and cell_samples
-    key = cell["choices"][-1][1]
-    samples = client.predict("image", key, api_name="/confused_samples")
-    true, pred = (labels[int(i)] for i in key.split(","))
-    assert samples and all(s["caption"].startswith(f"{true} → {pred}") for s in samples)
+    assert cell["value"] and cell_samples and "sample(s)" in note
+    assert "No file is in more than one split" in preflight and "| test | 128 |" in preflight
+    # the matrix: a label column, then one column per predicted class, counts summing to the test size
+    assert matrix["headers"][1:] == labels and [row[0] for row in matrix["data"]] == labels
+    assert sum(sum(row[1:]) for row in matrix["data"]) == expected["test"]["num_samples"]
+    recall = client.predict("image", "rows (recall)", api_name="/confusion_matrix")
+    assert all(abs(sum(row[1:]) - 1) < 0.01 for row in recall["data"] if sum(row[1:]))
+    confused = next(c[1] for c in cell["choices"] if c[1].split(",")[0] != c[1].split(",")[1])
+    for key in (confused, cell["choices"][-1][1]):  # a confused cell, and the last (a correct one when kept)
+        samples = client.predict("image", key, api_name="/confused_samples")
+        true, pred = (labels[int(i)] for i in key.split(","))
+        assert samples and all(s["caption"].startswith(f"{true} → {pred} · p ") for s in samples)
+    # Grad-CAM overlays of the highest-loss samples, explaining the class each was mistaken for
+    assert explained and all(e["caption"].endswith(f"where it saw {e['caption'].split(' → ')[1].split(':')[0]}")
+                             for e in explained)
 
 
 def test_audio_tab_without_an_audio_model_says_so(app, tmp_path):

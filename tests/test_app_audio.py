@@ -78,10 +78,11 @@ def test_thirty_minute_clip_is_classified_with_sliding_windows(audio_app, tmp_pa
 def test_metrics_tab_shows_the_audio_checkpoint(audio_app, audio_run):
     expected = json.loads((audio_run / "eval" / "metrics.json").read_text())
     assert audio_app.predict("audio", api_name="/metrics")["test"]["accuracy"] == expected["test"]["accuracy"]
-    summary, *_rest = audio_app.predict("audio", api_name="/metrics_view")
-    assert "test_resnet" in summary and "audio" in summary
+    _status, frame, *_rest = audio_app.predict("audio", api_name="/metrics_view")
+    summary = dict(frame["data"])
+    assert summary["architecture"] == "test_resnet (audio)"
     groups = json.loads((audio_run / "eval" / "groups.json").read_text())["test"]
-    assert f"en-gb-x-rp {groups['en-gb-x-rp']['accuracy']:.4f} (" in summary  # the --group-column row
+    assert f"en-gb-x-rp {groups['en-gb-x-rp']['accuracy']:.4f} (" in summary["test per group"]  # --group-column
 
 
 def test_a_tiny_wav_at_44101_hz_through_the_app_costs_little(audio_app, tmp_path):

@@ -1,7 +1,8 @@
 """The app in a real browser: Playwright drives Debian's headless chromium (never a browser Playwright downloads).
 
-Uploads an image and sees a label, opens the metrics tab and sees the confusion matrix, uploads an audio clip,
-and saves screenshots (under the test's tmp dir, and copied to $TIMM_SPACE_SCREENSHOT_DIR when that is set).
+Uploads an image and sees a label, opens the metrics tab (its summary readable at 1280 px and at a phone's 390 px),
+clicks a confusion-matrix cell and sees that cell's samples, uploads an audio clip, and saves screenshots (under
+the test's tmp dir, and copied to $TIMM_SPACE_SCREENSHOT_DIR when that is set).
 $TIMM_SPACE_BROWSER_MODEL serves another checkpoint (e.g. the demo's, for a README screenshot) instead of the
 session's smoke run. In CI (CI=true) a missing chromium or Playwright fails the test; elsewhere it skips.
 """
@@ -134,7 +135,30 @@ def _is_drawn(png: bytes) -> bool:
     return colours is None or len(colours) > 20
 
 
-def test_image_upload_shows_a_label_and_the_metrics_tab_the_confusion_matrix(page, served, tmp_path):
+SUMMARY_KEYS = ("checkpoint", "architecture", "classes", "input", "temperature", "dataset", "trained", "command",
+                "versions", "git sha", "eval latency")
+
+
+def _summary_key_lines(page) -> dict[str, int]:
+    """{key: rendered line count} of the run-summary table's key column (1 = the word is not broken)."""
+    table = page.locator("#run-summary")
+    table.get_by_test_id("cell-0-0").wait_for()
+    # the line boxes of each key's text node (the cell's own box is left out by measuring the text span)
+    return dict(table.evaluate("""root => [...root.querySelectorAll('[data-testid^="cell-"][data-testid$="-0"]')]
+        .map(td => { const text = td.querySelector('span') || td; const range = document.createRange();
+                     range.selectNodeContents(text);
+                     const tops = new Set([...range.getClientRects()].filter(r => r.width > 0)
+                                          .map(r => Math.round(r.top)));
+                     return [td.innerText.trim(), tops.size]; })"""))
+
+
+def _confused_cell(checkpoint: Path) -> tuple[int, int]:
+    """(true, predicted) of the first mistaken cell the checkpoint kept thumbnails for."""
+    cells = json.loads((checkpoint / "eval" / "samples.json").read_text())["cells"]
+    return next((t, p) for t, p in (map(int, k.split(",")) for k in cells) if t != p)
+
+
+def test_image_upload_shows_a_label_and_a_click_on_the_matrix_its_samples(page, served, tmp_path):
     from playwright.sync_api import expect
 
     url, checkpoint, labels, _audio_labels = served
@@ -148,14 +172,34 @@ def test_image_upload_shows_a_label_and_the_metrics_tab_the_confusion_matrix(pag
     _screenshot(page, tmp_path, "app.png")
 
     page.get_by_role("tab", name="Validation metrics").click()
-    block = page.get_by_test_id("block-label").filter(has_text="Confusion matrix").locator("xpath=..")
-    plot = block.locator("[data-testid=matplotlib] img")
-    expect(plot).to_be_visible()
-    assert plot.evaluate("img => img.complete && img.naturalWidth > 100 && img.naturalHeight > 100")
-    assert _is_drawn(plot.screenshot()), "the confusion-matrix image is blank"
-    # the per-class table names the labels (hidden copies elsewhere, e.g. the Image tab's captions, do not count)
-    expect(page.get_by_role("tabpanel").get_by_text(labels[0], exact=True).filter(visible=True).first).to_be_visible()
+    keys = _summary_key_lines(page)
+    assert all(keys[k] == 1 for k in SUMMARY_KEYS), keys
     _screenshot(page, tmp_path, "metrics.png", full_page=True)
+    page.get_by_role("tab", name="Errors").click()
+    t, p = _confused_cell(checkpoint)
+    matrix = page.locator("#confusion-matrix")
+    matrix.get_by_test_id(f"cell-{t}-{p + 1}").click()  # column 0 holds the true labels
+    pair = f"{labels[t]} → {labels[p]}"
+    expect(page.get_by_text(re.compile(re.escape(pair) + r": \d+ mistaken sample"))).to_be_visible()
+    gallery = page.get_by_test_id("block-label").filter(has_text="Samples in this cell").locator("xpath=..")
+    captions = gallery.get_by_text(re.compile("^" + re.escape(pair)))
+    expect(captions.first).to_be_visible()
+    assert gallery.locator("img").count() >= 1 and _is_drawn(gallery.locator("img").first.screenshot())
+    _screenshot(page, tmp_path, "metrics_errors.png", full_page=True)
+
+
+def test_the_metrics_summary_reads_at_phone_width(browser, served, tmp_path):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(STEP_MS)
+    try:
+        _open_app(page, served[0])
+        page.get_by_role("tab", name="Validation metrics").click()
+        keys = _summary_key_lines(page)
+        assert all(keys[k] == 1 for k in SUMMARY_KEYS), keys
+        _screenshot(page, tmp_path, "metrics_phone.png", full_page=True)
+    finally:
+        context.close()
 
 
 def _tone_wav(path: Path, seconds: float = 0.5, rate: int = 16_000) -> Path:

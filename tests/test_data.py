@@ -185,3 +185,70 @@ def test_preflight_finds_leakage_and_a_file_under_two_labels(tmp_path):
     assert any("relabelled.png" in " ".join(pair) for pair in report["label_conflicts"]["examples"])
     assert report["splits"]["test"]["per_class"] == {"cat": 4, "dog": 3}
     assert report["splits"]["train"]["sizes"] == {"16x16": report["splits"]["train"]["rows"]}
+
+
+def _resized_copy(root, source_class: str, copy_class: str) -> None:
+    """A smooth 48 px picture under one class, and a 40 px JPEG re-encode of it under another."""
+    rng = np.random.default_rng(3)
+    picture = Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)).resize((48, 48), Image.BICUBIC)
+    picture.save(root / source_class / "picture.png")
+    picture.resize((40, 40), Image.BICUBIC).save(root / copy_class / "picture_small.jpg", quality=90)
+
+
+def test_preflight_near_duplicates_find_a_resized_copy_under_another_label(tmp_path):
+    """The exact leakage and a resized re-encoded copy under a second label are both reported with
+    --near-duplicates (the byte-identical pair only as exact); without the flag the resized copy goes unseen."""
+    import json
+    import shutil
+
+    from tests.helpers.cli import run_cli
+    from trainer.data.preflight import preflight
+
+    root = tmp_path / "data"
+    make_imagefolder(root / "train", {"cat": 6, "dog": 6}, size=48)
+    make_imagefolder(root / "test", {"cat": 3, "dog": 3}, size=48, seed=1)
+    shutil.copy(root / "train" / "cat" / "0.png", root / "test" / "cat" / "planted.png")  # exact leakage
+    _resized_copy(root / "train", "cat", "dog")
+    out = tmp_path / "preflight.json"
+    proc = run_cli("trainer/preflight.py", "--dataset", str(root), "--output", str(out), "--near-duplicates",
+                   check=False)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "WARNING: LEAKAGE" in proc.stdout and "planted.png" in proc.stdout
+    assert "near-identical pair(s) carry two different labels" in proc.stdout and "picture_small.jpg" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["leakage"] and report["label_conflicts"]["count"] == 0
+    near = report["near_duplicates"]
+    # one near pair, the resized copy (in train or, after the holdout, val); the byte-identical one is exact only
+    assert near["k"] == 4 and near["seconds"] >= 0
+    assert sum(near["within_split"].values()) + sum(near["across_splits"].values()) == 1
+    assert near["label_conflicts"]["count"] == 1
+    (pair,) = near["label_conflicts"]["examples"]
+    assert "picture.png (cat)" in pair["files"][0] + pair["files"][1] and pair["distance"] <= 4
+    assert "picture_small.jpg (dog)" in pair["files"][0] + pair["files"][1]
+    quick = preflight(build_data(DataConfig(dataset=str(root)), seed=42))
+    assert "near_duplicates" not in quick and quick["label_conflicts"]["count"] == 0
+    assert "picture_small" not in json.dumps(quick["exact_duplicates"]) and quick["leakage"]
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 4, 6, 9, 13])
+def test_near_pairs_match_brute_force_on_random_hashes(k, monkeypatch):
+    """The pigeonhole index finds exactly the pairs an all-pairs comparison finds, each once, with its distance;
+    clustered hashes (a few bits flipped off shared bases) and a run of identical ones make close pairs common."""
+    from trainer.data import near_duplicates
+
+    monkeypatch.setattr(near_duplicates, "BLOCK", 50)  # several blocks: the buffering must not drop or repeat
+    rng = np.random.default_rng(k)
+    bases = rng.integers(0, 2**63, size=12, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 12, dtype=np.uint64)
+    h = bases[rng.integers(0, 12, 300)]
+    for _ in range(5):  # up to 5 bit flips per hash
+        bit = np.uint64(1) << rng.integers(0, 64, 300).astype(np.uint64)
+        h ^= np.where(rng.random(300) < 0.6, bit, np.uint64(0))
+    h[:30] = h[0]
+    h[250:] = rng.integers(0, 2**63, size=50, dtype=np.uint64) * np.uint64(2)  # unrelated ones
+    dist = np.bitwise_count(h[:, None] ^ h[None, :])
+    expected = {(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(dist <= k, 1)), strict=True)}
+    found = [(int(i), int(j), int(d))
+             for block in near_duplicates.near_pairs(h, k) for i, j, d in zip(*block, strict=True)]
+    assert len(expected) >= 435 and len(found) == len({(i, j) for i, j, _ in found})
+    assert {(i, j) for i, j, _ in found} == expected
+    assert all(i < j and d == dist[i, j] for i, j, d in found)

@@ -44,6 +44,28 @@ def test_old_audio_checkpoint_in_the_app():
         np.testing.assert_allclose(mean.numpy(), expected, atol=ATOL, rtol=0)
 
 
+def test_old_checkpoint_in_the_metrics_tab():
+    """A schema-2 checkpoint has no preflight, Grad-CAM overlays or probabilities in samples.json: the tab says so
+    and shows the rest."""
+    from space import eval_results
+    from space.eval_results import explain_items, preflight_markdown, read_eval, served_samples, top_loss_items
+    from space.handlers import Handlers
+    from space.metrics import VIEW_SIZE, MetricsHandlers
+    from space.settings import ModelChoice, Settings
+
+    path = FIXTURES / "image"
+    assert json.loads((path / "manifest.json").read_text())["schema_version"] == 2
+    ev = read_eval(path)
+    assert "preflight" not in ev and "No data preflight in this checkpoint" in preflight_markdown(None)
+    root, samples = served_samples(path), ev.get("samples", {})  # the fixture keeps no thumbnails
+    assert explain_items(root, samples) == [] and top_loss_items(root, samples) == []
+    old_entry = {"file": "x.png", "label": "a", "pred": "b", "loss": 1.5}
+    assert "(loss 1.50)" in eval_results._caption(old_entry)  # no probabilities before schema 3
+    view = MetricsHandlers(Handlers(Settings(image=ModelChoice(str(path), "test")))).metrics_view("image")
+    assert len(view) == VIEW_SIZE and view[0].startswith("✅")
+    assert "No data preflight" in view[13] and len(view[4].data) == len(ev["confusion_matrix"]["labels"])
+
+
 def old_spoken_digits_test_split(root: Path) -> Path:
     """The test split the audio fixture was scored on: spoken-digits as it was at d207acf (en-us only, a 3 × 3 grid
     of speed and pitch per voice), restricted to the 5 test voices; the held-out voice's 90 clips in their old order."""

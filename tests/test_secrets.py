@@ -128,5 +128,5 @@ def test_the_apps_own_token_never_reaches_a_caller(monkeypatch):
     assert token not in err.message and "***" in err.message
     config = {"label_names": ["a", "b"], "pretrained_cfg": {"input_size": [3, 8, 8]}}
     ev = {"manifest": {"command": ["trainer/train.py", "--dataset", f"/x/{token}"]}}
-    summary = eval_results.summary_markdown("local-dir:/ckpt", config, ev)
+    summary = eval_results.summary_frame("local-dir:/ckpt", config, ev).to_string()
     assert token not in summary and "/x/***" in summary

@@ -19,14 +19,14 @@ def test_checkpoint_files(smoke_run):
     for name in ("config.json", "model.safetensors", "train_config.json", "manifest.json", "eval/metrics.json",
                  "eval/per_class.json", "eval/confusion_matrix.json", "eval/predictions.parquet",
                  "eval/samples.json", "eval/history.json", "eval/reliability.json", "eval/confusion_matrix.png",
-                 "eval/reliability.png", "README.md"):
+                 "eval/reliability.png", "eval/preflight.json", "README.md"):
         assert (smoke_run / name).is_file(), name
     card = (smoke_run / "README.md").read_text()
     assert "library_name: timm" in card and "model-index:" in card and f"local-dir:{smoke_run}" in card
     assert ".staging" not in card and "Fashion-MNIST by Zalando Research (MIT license)" in card
     assert not list(smoke_run.glob("*.bin")) and not list(smoke_run.glob("*.pth"))  # never a pickle
     manifest = json.loads((smoke_run / "manifest.json").read_text())
-    assert manifest["schema_version"] == 2  # 2 added the config.json `audio` block
+    assert manifest["schema_version"] == 3  # 3 added eval/preflight.json, Grad-CAM overlays, tta, latency hardware
     assert manifest["dataset"]["sizes"] == {"train": 256, "val": 128, "test": 128}
     assert manifest["command"][-1] == str(smoke_run)
     metrics = json.loads((smoke_run / "eval/metrics.json").read_text())
@@ -36,8 +36,20 @@ def test_checkpoint_files(smoke_run):
         assert key in metrics["test"], key
     cm = json.loads((smoke_run / "eval/confusion_matrix.json").read_text())
     assert cm["labels"] == FASHION and np.asarray(cm["matrix"]).sum() == 128
+    assert metrics["test"]["tta"]["mode"] == "flip"  # SMOKE trains with --tta flip: reported beside, not instead
+    assert metrics["test"]["tta"]["loss"] != metrics["test"]["loss"] and "latency_hardware" in metrics["test"]
+    assert "Test-time augmentation (`flip`)" in card and "Latency per input" in card
     samples = json.loads((smoke_run / "eval/samples.json").read_text())
     assert len(samples["top_loss"]) == 24 and (smoke_run / "eval" / samples["top_loss"][0]["file"]).is_file()
+    # Grad-CAM of the class each top-loss sample was mistaken for, as large as the thumbnail is small
+    from PIL import Image
+
+    overlay = Image.open(smoke_run / "eval" / samples["top_loss"][0]["explain"])
+    assert min(overlay.size) >= 160 and "explain_error" not in samples
+    assert 0 <= samples["top_loss"][0]["prob_true"] <= samples["top_loss"][0]["prob"] <= 1
+    assert any(k.split(",")[0] == k.split(",")[1] for k in samples["cells"])  # correct cells are kept too
+    preflight = json.loads((smoke_run / "eval/preflight.json").read_text())
+    assert preflight["splits"]["train"]["rows"] == 256 and preflight["leakage"] is False
     history = json.loads((smoke_run / "eval/history.json").read_text())
     assert history[0]["train_img_per_s"] > 0  # the loop's throughput meter (bench/bench_train.py reads its logs)
 

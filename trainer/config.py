@@ -302,6 +302,9 @@ class TrainConfig:
     patience: int | None = help_field(None, "early stopping: epochs without improvement of --metric")
     latency_budget_ms: float | None = help_field(None, "single-input p95 latency budget (ms, on the training "
                                                  "device): eval/metrics.json says whether the model meets it")
+    tta: Literal["none", "flip", "flip-crops"] = help_field(
+        "none", "final evaluation also with test-time augmentation (images): logits averaged over mirrored (and "
+        "zoomed) views, reported beside the plain numbers under metrics['tta']")
     folds: int = help_field(0, "stratified K-fold cross-validation on train (0 = off, else >= 2)")
     log_with: str | None = help_field(None, "Accelerate tracker, e.g. tensorboard")
     log_interval: int = help_field(50, "print the training loss every this many optimizer steps")

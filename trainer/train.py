@@ -38,6 +38,13 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             bundle = build_data(cfg.data, cfg.seed)
             check_classes(bundle.train, bundle.label_column, bundle.label_names)
+    if cfg.tta != "none" and bundle.modality == "audio":
+        from trainer.errors import UserError
+        from trainer.evaluation.tta import AUDIO_REFUSAL
+
+        raise UserError(AUDIO_REFUSAL)
+    if not cfg.data.streaming and accelerator.is_main_process:
+        bundle.preflight = quick_preflight(bundle, accelerator.print)
     accelerator.print(f"data: {bundle.source['sizes']} samples, {len(bundle.label_names)} classes, "
                       f"columns input={bundle.input_column!r} label={bundle.label_column!r}", flush=True)
     if cfg.log_with:
@@ -51,6 +58,23 @@ def main(argv: list[str] | None = None) -> dict:
 
         publish(cfg.hub, out)
     return result
+
+
+def quick_preflight(bundle, say) -> dict:
+    """The quick data preflight (counts, sizes, exact duplicates, leakage), printed; eval/preflight.json keeps it."""
+    import time
+
+    from trainer.data.preflight import preflight, summary_lines
+
+    start = time.perf_counter()
+    report = preflight(bundle)
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    lines = summary_lines(report)
+    say(f"preflight ({report['seconds']} s; `python trainer/preflight.py` with --near-duplicates checks more):",
+        flush=True)
+    for line in lines:
+        say(f"  {line}", flush=True)
+    return report
 
 
 def _flat_hparams(cfg: TrainConfig) -> dict:

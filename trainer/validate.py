@@ -68,11 +68,10 @@ def tta_metrics(accelerator, model, loader, preprocess, mode: str, checkpoint_co
     """Accuracy, macro F1 and loss with --tta views (images only)."""
     from trainer.evaluation.predict import predict
     from trainer.evaluation.report import quick_metrics
-    from trainer.evaluation.tta import TTA
+    from trainer.evaluation.tta import AUDIO_REFUSAL, TTA
 
     if checkpoint_config.get("modality") == "audio":
-        raise UserError("--tta mirrors and zooms images; on a spectrogram a mirror reverses time. Use --tta none "
-                        "for an audio checkpoint.")
+        raise UserError(AUDIO_REFUSAL)
     return {"mode": mode, **quick_metrics(predict(accelerator, TTA(model, mode), loader, preprocess), n)}
 
 

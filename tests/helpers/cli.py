@@ -11,7 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = ["--dataset", "fashion-mnist", "--model", "test_resnet", "--no-pretrained", "--max-steps", "4",
          "--max-train-samples", "256", "--max-eval-samples", "128", "--img-size", "32",
-         "--latency-budget-ms", "100000"]
+         "--latency-budget-ms", "100000", "--tta", "flip"]
 # Audio: a spoken-digits subset in a session cache (4 accents × 5 voices, 260 clips, ~3 s to synthesize), not the
 # full 7 × 101: two training accents, the validation accent and one held-out test accent.
 AUDIO_VOICES = "adam,croak,f3,klatt,m3"

@@ -101,7 +101,7 @@ def raw_payloads(checkpoint: Path) -> list[Raw]:
     moved = "Cannot move"
     cases = []
     for api in ("predict_image", "predict_audio"):
-        rest = [3] if api == "predict_image" else []
+        rest = [3, "none"] if api == "predict_image" else []  # top_k, tta
         # gr.Image hands a FileData without `meta` to us (refused by guard_upload); gr.Audio refuses it itself
         no_meta = "{}: not a file uploaded to this app" if api == "predict_image" else "'meta' field must be"
         cases += [
@@ -131,7 +131,12 @@ def raw_payloads(checkpoint: Path) -> list[Raw]:
             "not valid base64"),
         Raw("api", "batch: a URL", batch, [{"url": "http://169.254.169.254/latest/meta-data"}, 3],
             "no file in the request"),
-        Raw("api", "predict_image: top_k text", "predict_image", [None, "five"], ""),
+        Raw("api", "predict_image: top_k text", "predict_image", [None, "five", "none"], ""),
+        Raw("api", "predict_image: an unknown tta", "predict_image", [{"path": None, "meta": FILE}, 3, "rotate"],
+            "tta must be one of none, flip, flip-crops"),
+        Raw("api", "explain_image: /etc/passwd", "explain_image", [{"path": "/etc/passwd", "meta": FILE}, ""], moved),
+        Raw("api", "explain_image: no file, a path as the class", "explain_image",
+            [{"path": None, "meta": FILE}, "../x"], "is not a label of the served model"),
         Raw("api", "metrics_view: a path", "metrics_view", ["../../etc"], "not in the list of choices"),
         Raw("api", "metrics: a dict", "metrics", [{"a": 1}], "not in the list of choices"),
         Raw("api", "confusion_matrix: which=text", "confusion_matrix", ["x" * 1000, True], "not in the list"),

@@ -112,6 +112,23 @@ def _groups_table(groups: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _latency_and_tta(m: dict, split: str) -> list[str]:
+    """Single-input latency with the hardware it was measured on, and TTA beside the plain accuracy."""
+    lines = []
+    if "latency_ms_batch1" in m:
+        budget = m.get("latency_budget_ms")
+        met = "" if budget is None else \
+            f", {'within' if m.get('within_latency_budget') else 'over'} the {budget:g} ms budget"
+        lines.append(f"Latency per input (preprocessing + forward, batch 1): p50 {m['latency_ms_batch1']:.1f} ms, "
+                     f"p95 {m.get('latency_ms_p95_batch1', float('nan')):.1f} ms on "
+                     f"{_cell(m.get('latency_hardware') or m.get('device', '?'))}{met}.\n")
+    tta = m.get("tta")
+    if isinstance(tta, dict) and "accuracy" in m:
+        lines.append(f"Test-time augmentation (`{_cell(tta.get('mode'))}`): {split} accuracy {tta['accuracy']:.4f} "
+                     f"beside {m['accuracy']:.4f} without it.\n")
+    return lines
+
+
 def _training_section(tc: dict, man: dict) -> str:
     """Key hyper-parameters, data sizes, hardware, time and versions."""
     m, o, a, d = tc.get("model", {}), tc.get("optim", {}), tc.get("augment", {}), tc.get("data", {})
@@ -168,6 +185,7 @@ def render_body(out: Path, repo_id: str | None, space_id: str | None, final_dir:
               "from `config.json` (fitted on validation) before the softmax.\n",
               "## Labels\n", ", ".join(f"`{x}`" for x in cfg.get("label_names", [])) + "\n",
               "## Evaluation\n", _metrics_table(metrics) if metrics else "(no metrics)\n"]
+    parts += _latency_and_tta(metrics.get(primary, {}), primary)
     if (out / "eval" / "confusion_matrix.png").exists():
         parts.append(f"Confusion matrix ({primary} split):\n\n![confusion matrix](eval/confusion_matrix.png)\n")
     if per_class:

@@ -7,9 +7,11 @@ docs/checkpoint-format.md describes each file.
 
 from __future__ import annotations
 
+# 3: eval/preflight.json (the data preflight), Grad-CAM overlays of the top-loss samples (samples.json `explain`),
+#    calibrated probabilities and diagonal cells in samples.json, latency p95 + hardware and `tta` in metrics.json;
 # 2: config.json may hold modality "audio" with an `audio` block (the log-mel front end); 1: images only.
 # Bump it when the contract changes, and keep older checkpoints loading (tests/fixtures/checkpoints).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 CONFIG = "config.json"  # timm's config + label_names, modality, audio block, temperature
 WEIGHTS = "model.safetensors"  # never a pickle

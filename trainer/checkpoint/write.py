@@ -27,14 +27,11 @@ from trainer.checkpoint.contract import (
     primary_split,
 )
 from trainer.checkpoint.integrity import digests, restore
-from trainer.data.images import to_rgb
+from trainer.checkpoint.samples import write_explanations, write_samples
 from trainer.errors import scrub_artifact
 from trainer.evaluation.plots import confusion_matrix_figure, reliability_figure, save_png
 
 PACKAGES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate", "huggingface_hub", "safetensors")
-THUMB_MAX = 96  # px, longest side of an error-analysis thumbnail
-EXAMPLE_MAX = 224  # px, longest side of a per-class example image
-TOP_LOSS_N, PER_CELL_N, MAX_SAMPLE_FILES = 24, 4, 240
 
 
 def write_json(path: Path, obj) -> None:
@@ -105,43 +102,6 @@ def write_predictions(path: Path, preds: dict) -> None:
     tmp = Path(f"{path}.tmp")
     pq.write_table(pa.concat_tables(tables), tmp)
     os.replace(tmp, path)
-
-
-def _save_image(image, path: Path, max_side: int) -> None:
-    """A PNG no larger than max_side on its longest side."""
-    image = to_rgb(image)
-    image.thumbnail((max_side, max_side))
-    image.save(path, format="PNG")
-
-
-def write_samples(root: Path, ds, input_column: str, pred: dict, label_names: list[str]) -> dict:
-    """Thumbnails of top-loss samples, of each confused (true, pred) cell, and one example per class."""
-    root.mkdir(parents=True, exist_ok=True)
-    labels, preds, loss = pred["labels"], pred["logits"].argmax(1), pred["loss"]
-    index: dict = {"top_loss": [], "cells": {}, "examples": []}
-    used = 0
-
-    def save(row: int, kind: str, max_side: int) -> dict:
-        nonlocal used
-        name = f"{kind}_{int(pred['index'][row])}.png"
-        if not (root / name).exists():
-            _save_image(ds[int(pred["index"][row])][input_column], root / name, max_side)
-            used += 1
-        return {"file": f"samples/{name}", "index": int(pred["index"][row]), "label": label_names[labels[row]],
-                "pred": label_names[preds[row]], "loss": float(loss[row])}
-
-    for row in np.argsort(-loss)[:TOP_LOSS_N]:
-        index["top_loss"].append(save(row, "sample", THUMB_MAX))
-    for row in np.argsort(-loss):
-        t, p = int(labels[row]), int(preds[row])
-        cell = index["cells"].setdefault(f"{t},{p}", []) if t != p else None
-        if cell is not None and len(cell) < PER_CELL_N and used < MAX_SAMPLE_FILES:
-            cell.append(save(row, "sample", THUMB_MAX))
-    for c in range(len(label_names)):
-        rows = np.flatnonzero((labels == c) & (preds == c))
-        if len(rows):
-            index["examples"].append(save(rows[np.argmin(loss[rows])], "example", EXAMPLE_MAX))
-    return index
 
 
 def _per_class(per_class: dict, label_names: list[str]) -> dict:
@@ -217,7 +177,8 @@ def save_model_files(model, directory: Path, data_cfg: dict, label_names: list[s
 
 def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], temperature: float,
                      train_config: dict, results: dict, preds: dict, sample_ds, input_column: str,
-                     history: list, run_manifest: dict, audio: dict | None = None) -> None:
+                     history: list, run_manifest: dict, audio: dict | None = None,
+                     preflight: dict | None = None) -> None:
     """Stage the whole contract in out/.staging (manifest.json with each file's sha256), then install it."""
     staging = out / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
@@ -226,8 +187,16 @@ def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], t
     primary = primary_split(results)
     _write_eval(staging / EVAL_DIR, results, primary, label_names, history)
     write_predictions(staging / EVAL_DIR / "predictions.parquet", preds)
-    samples = write_samples(staging / EVAL_DIR / "samples", sample_ds, input_column, preds[primary], label_names)
+    samples_dir = staging / EVAL_DIR / "samples"
+    samples = write_samples(samples_dir, sample_ds, input_column, preds[primary], label_names, temperature)
+    if audio is None:  # Grad-CAM of the worst mistakes; a spectrogram thumbnail is not the model's input
+        note = write_explanations(samples_dir, model, data_cfg, sample_ds, input_column, samples["top_loss"],
+                                  label_names)
+        if note:
+            samples["explain_error"] = note
     write_json(staging / EVAL_DIR / "samples.json", {"split": primary, **samples})
+    if preflight is not None:
+        write_json(staging / EVAL_DIR / "preflight.json", preflight)
     write_json(staging / MANIFEST, {**run_manifest, "files": digests(staging)})  # what readers will trust
     write_card(staging, final_dir=out)
     install(staging, out)

@@ -34,6 +34,7 @@ class DataBundle:
     source: dict = field(default_factory=dict)  # id, config, revision, fingerprints: for the manifest
     skipped: int = 0  # unreadable files dropped from a local folder
     modality: str = "image"  # "audio" when the input column is a datasets.Audio feature
+    preflight: dict | None = None  # the quick data preflight (trainer/data/preflight.py), written to eval/
 
 
 def build_data(cfg: DataConfig, seed: int) -> DataBundle:

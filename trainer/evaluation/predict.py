@@ -26,22 +26,43 @@ def predict(accelerator, model: torch.nn.Module, loader, preprocess: Callable) -
             "index": torch.cat(index)[order].numpy()}
 
 
+def device_name(device) -> str:
+    """The hardware a latency was measured on: the GPU's name, or the CPU's model name and core count."""
+    import os
+    import platform
+
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:  # Linux names the CPU model here; platform.processor() is often empty there
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
 @torch.no_grad()
-def measure_latency(model: torch.nn.Module, input_size: tuple, device, runs: int = 20) -> dict:
-    """Median and p95 single-input forward latency (ms) and batch-32 throughput (img/s) on `device`."""
+def measure_latency(model: torch.nn.Module, prepare: Callable[[], torch.Tensor], device, runs: int = 20) -> dict:
+    """p50 and p95 single-input latency (ms) of prepare() (the preprocessing) + forward, and batch-32 throughput.
+
+    prepare returns one model-ready input (1, …) from a raw one each time it is called, so its cost is counted.
+    """
     model.eval()
-    x1 = torch.randn(1, *input_size, device=device)
-    xb = torch.randn(32, *input_size, device=device)
+    x1 = prepare().to(device)
+    xb = x1.expand(32, *x1.shape[1:]).contiguous()
     for _ in range(3):
-        model(x1)
+        model(prepare().to(device))
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        model(x1)
+        model(prepare().to(device))
+        if str(device).startswith("cuda"):
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
     t = time.perf_counter()
     model(xb)
     batch_s = time.perf_counter() - t
     return {"latency_ms_batch1": 1000 * float(np.median(times)),
             "latency_ms_p95_batch1": 1000 * float(np.percentile(times, 95)), "throughput_img_s_batch32": 32 / batch_s,
-            "device": str(device), "threads": torch.get_num_threads()}
+            "latency_hardware": device_name(device), "device": str(device), "threads": torch.get_num_threads()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 TTA_MODES = ("none", "flip", "flip-crops")
+NUM_VIEWS = {"none": 1, "flip": 2, "flip-crops": 4}
 ZOOM = 0.875  # flip-crops: also a centre crop of 87.5 % of each side, resized back (timm's default crop_pct)
 
 
@@ -23,6 +24,10 @@ def views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
                                                  mode="bilinear", align_corners=False)
         out += [zoomed, torch.flip(zoomed, dims=[3])]
     return out
+
+
+AUDIO_REFUSAL = ("--tta mirrors and zooms images; on a spectrogram a mirror reverses time. Use --tta none for an "
+                 "audio checkpoint.")
 
 
 class TTA(torch.nn.Module):
