@@ -43,7 +43,7 @@ class MetricsHandlers:
         choices = eval_results.cell_choices(samples, confusion) if confusion else []
         first = choices[0][1] if choices else None
         preflight = ev.get("preflight")
-        status = f"✅ `{eval_results.md_escape(ref)}`: evaluated on the **{split}** split."
+        status = scrub_artifact(f"✅ `{ref}`: evaluated on the **{split}** split.")
         if preflight and preflight.get("leakage"):
             status += " ⚠️ **The data preflight found leakage between splits: see Data.**"
         return (status,
