@@ -130,10 +130,22 @@ class AugmentConfig:
                 raise UserError(f"--{name} must be within [0, 1], got {getattr(self, name)}.")
 
 
+def _lr_value(text) -> float | str:
+    """--lr: a positive number, or 'auto' (the LR range test picks it)."""
+    if isinstance(text, str) and text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise UserError(f"--lr must be a number or auto, got {text!r}.") from None
+
+
 @dataclass
 class OptimConfig:
     opt: str = help_field("adamw", "timm optimizer name (create_optimizer_v2)")
-    lr: float = help_field(1e-3, "peak learning rate of the head (and of the backbone times --backbone-lr-scale)")
+    lr: float | str = help_field(1e-3, "peak learning rate of the head (and of the backbone times "
+                                 "--backbone-lr-scale); 'auto' runs the LR range test first and trains with its "
+                                 "suggestion (recorded in train_config.json)", type=_lr_value)
     weight_decay: float = help_field(0.05, "weight decay (not applied to norms and biases)")
     sched: str = help_field("cosine", "timm scheduler name (create_scheduler_v2)")
     warmup_epochs: float = help_field(1.0, "linear warmup length in epochs (fractions allowed)")
@@ -143,8 +155,9 @@ class OptimConfig:
     clip_grad: float | None = help_field(None, "clip gradient norm to this value")
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise UserError(f"--lr must be > 0, got {self.lr}.")
+        self.lr = _lr_value(self.lr)  # a YAML config may give it as text
+        if self.lr != "auto" and self.lr <= 0:
+            raise UserError(f"--lr must be > 0 (or auto), got {self.lr}.")
 
 
 @dataclass
@@ -308,6 +321,9 @@ class TrainConfig:
     folds: int = help_field(0, "stratified K-fold cross-validation on train (0 = off, else >= 2)")
     log_with: str | None = help_field(None, "Accelerate tracker, e.g. tensorboard")
     log_interval: int = help_field(50, "print the training loss every this many optimizer steps")
+    lr_find: bool = help_field(False, "run the LR range test (exponential sweep 1e-7..10, smoothed loss, stop on "
+                               "divergence), write lr_find/lr_find.json + .png, print the suggestion and exit")
+    lr_find_iters: int = help_field(100, "steps of the LR range test (--lr-find, --lr auto)")
     resume: str | None = help_field(None, "'auto' (latest state in --output-dir) or a state dir")
     seed: int = help_field(42, "random seed (data split, init, augmentation)")
 
@@ -317,6 +333,10 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}.")
         if self.folds == 1 or self.folds < 0:
             raise UserError(f"--folds must be 0 (off) or >= 2, got {self.folds}.")
+        if self.lr_find_iters < 10:
+            raise UserError(f"--lr-find-iters must be >= 10 (the suggestion needs a curve), got {self.lr_find_iters}.")
+        if self.optim.lr == "auto" and self.folds:
+            raise UserError("--lr auto with --folds: run --lr-find once, then pass the suggested --lr to every fold.")
 
     def to_dict(self, redact: bool = True) -> dict:
         """Nested dict of the config; secrets removed unless redact=False."""

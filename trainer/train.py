@@ -51,6 +51,14 @@ def main(argv: list[str] | None = None) -> dict:
         accelerator.init_trackers("train", config=_flat_hparams(cfg))
     if cfg.overwrite_output_dir and not cfg.resume and accelerator.is_main_process:
         clear_previous(out)
+    if cfg.lr_find or cfg.optim.lr == "auto":  # the LR range test (trainer/engine/lr_find.py)
+        from trainer.engine.run import find_lr
+
+        found = find_lr(cfg, accelerator, bundle, out)
+        if cfg.lr_find:
+            accelerator.end_training()
+            return found
+        cfg.optim.lr = found["suggestion"]  # train_config.json records the LR actually used
     result = run_folds(cfg, accelerator, bundle, out, run_training) if cfg.folds else \
         run_training(cfg, accelerator, bundle, out)
     if cfg.hub.push_to_hub and accelerator.is_main_process:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import torch
+from accelerate.utils import set_seed
 
 from trainer.checkpoint.contract import MANIFEST, SNAPSHOT_DIR, STATE_DIR, TRAIN_CONFIG, primary_split
 from trainer.checkpoint.write import manifest, save_model_files, write_checkpoint, write_json
@@ -70,8 +71,8 @@ def check_output_dir(cfg: TrainConfig, overwrite: bool) -> Path:
     return out
 
 
-def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> tuple[LoopContext, dict]:
-    """Model, data config, loaders and optimizer, all prepared by Accelerate; resumes when asked."""
+def build_model_and_loaders(cfg: TrainConfig, accelerator, bundle: DataBundle) -> tuple:
+    """(timm model, Loaders, data config) of a run, not yet prepared by Accelerate."""
     audio = bundle.modality == "audio"
     model = create_model(cfg.model, len(bundle.label_names), bundle.label_names,
                          in_chans=cfg.audio.in_chans if audio else 3)
@@ -89,6 +90,42 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) 
     set_pretrained_cfg(model, data_cfg)
     if cfg.model.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    return model, loaders, data_cfg
+
+
+def find_lr(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> dict:
+    """--lr-find / --lr auto: the LR range test on its own model, optimizer and loader (freed afterwards, so the run
+    starts from untouched weights and Accelerate's saved state holds only the real run); lr_find/ on rank 0."""
+    from timm.optim import create_optimizer_v2
+
+    from trainer.engine import lr_find
+    from trainer.engine.optim import param_groups
+
+    model, loaders, _ = build_model_and_loaders(cfg, accelerator, bundle)
+    criterion, _ = build_loss(cfg, loaders, len(bundle.label_names))
+    optimizer = create_optimizer_v2(param_groups(model, cfg.optim.weight_decay), opt=cfg.optim.opt,
+                                    lr=lr_find.START_LR)
+    model, optimizer, train = accelerator.prepare(model, optimizer, loaders.train)
+    lrs, losses = lr_find.sweep(accelerator, model, optimizer, train, loaders.train_preprocess,
+                                criterion.to(accelerator.device), cfg.lr_find_iters)
+    accelerator.free_memory(model, optimizer, train)  # drop Accelerate's references: save_state must not see them
+    try:
+        found = lr_find.suggest(lrs, losses)
+    except ValueError as e:
+        raise UserError(f"LR range test: {e}. Check the loss on a short run, or pass --lr explicitly.") from None
+    if accelerator.is_main_process:
+        folder = lr_find.save(out, lrs, losses, found)
+        accelerator.print(f"\nlr_find: suggested lr {found['suggestion']:.2e} (the loss is lowest at "
+                          f"{found['min_loss_lr']:.2e}, a tenth of it; steepest descent {found['steepest']:.2e}, "
+                          f"valley {found['valley']:.2e}) over {len(lrs)} steps; curve in {folder}", flush=True)
+    accelerator.wait_for_everyone()
+    set_seed(cfg.seed)  # the real run draws the same random numbers as it would without the range test
+    return found
+
+
+def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> tuple[LoopContext, dict]:
+    """Model, data config, loaders and optimizer, all prepared by Accelerate; resumes when asked."""
+    model, loaders, data_cfg = build_model_and_loaders(cfg, accelerator, bundle)
     per_process = len(loaders.train) if loaders.sharded else len(loaders.train) // accelerator.num_processes
     steps = max(1, per_process // cfg.grad_accum)
     optimizer, scheduler, epochs = build_optim(model, cfg, steps)

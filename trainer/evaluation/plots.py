@@ -1,4 +1,5 @@
-"""Figures people would rather look at than read: confusion matrix and reliability diagram (matplotlib Figures)."""
+"""Figures people would rather look at than read: confusion matrix, reliability diagram and the LR range test
+(matplotlib Figures)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,17 @@ def reliability_figure(reliability: dict):
             acc = [a for a, c in zip(bins["accuracy"], bins["count"], strict=True) if c]
             ax.plot(conf, acc, "o-", label=name)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title="reliability")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def lr_find_figure(lrs: list[float], losses: list[float], suggestion: float):
+    """Smoothed training loss against the learning rate (log axis), the suggested LR marked."""
+    fig = _figure(6, 4)
+    ax = fig.add_subplot()
+    ax.plot(lrs, losses)
+    ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested lr {suggestion:.2e}")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="loss (smoothed)", title="LR range test")
     ax.legend(loc="upper left")
     return fig
 
