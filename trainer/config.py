@@ -321,6 +321,9 @@ class TrainConfig:
     folds: int = help_field(0, "stratified K-fold cross-validation on train (0 = off, else >= 2)")
     log_with: str | None = help_field(None, "Accelerate tracker, e.g. tensorboard")
     log_interval: int = help_field(50, "print the training loss every this many optimizer steps")
+    checkpointing_steps: int | None = help_field(
+        None, "also save resume state every N optimizer steps (state/step_N): a kill mid-epoch resumes at that step "
+        "with the same next batch (streamed data: the same step; the shuffle buffer is refilled)")
     lr_find: bool = help_field(False, "run the LR range test (exponential sweep 1e-7..10, smoothed loss, stop on "
                                "divergence), write lr_find/lr_find.json + .png, print the suggestion and exit")
     lr_find_iters: int = help_field(100, "steps of the LR range test (--lr-find, --lr auto)")
@@ -333,6 +336,8 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}.")
         if self.folds == 1 or self.folds < 0:
             raise UserError(f"--folds must be 0 (off) or >= 2, got {self.folds}.")
+        if self.checkpointing_steps is not None and self.checkpointing_steps < 1:
+            raise UserError(f"--checkpointing-steps must be >= 1, got {self.checkpointing_steps}.")
         if self.lr_find_iters < 10:
             raise UserError(f"--lr-find-iters must be >= 10 (the suggestion needs a curve), got {self.lr_find_iters}.")
         if self.optim.lr == "auto" and self.folds:

@@ -28,6 +28,10 @@ class TrainState:
     best_epoch: int = -1
     bad_epochs: int = 0
     history: list = field(default_factory=list)
+    # mid-epoch position (--checkpointing-steps): batches of the unfinished epoch already trained on, and their
+    # loss sum, so a resumed epoch skips exactly those batches and reports the same mean loss
+    batches_done: int = 0
+    epoch_loss_sum: float = 0.0
 
     def state_dict(self) -> dict:
         """For Accelerate's register_for_checkpointing."""
@@ -44,11 +48,14 @@ STATE_FILES = re.compile(r"(model(_\d+)?\.safetensors|optimizer(_\d+)?\.bin|sche
                          r"sampler(_\d+)?\.bin|scaler\.pt|random_states_\d+\.pkl|custom_checkpoint_\d+\.pkl)")
 
 
+STATE_NAME = re.compile(r"(epoch|step)_\d+")  # state/epoch_E after an epoch, state/step_S mid-epoch
+
+
 def check_state_dir(path: Path, flag: str) -> None:
-    """--resume DIR must be <output dir>/state/epoch_N as our loop writes it; refuse anything else unread."""
-    if not path.is_dir() or path.parent.name != STATE_DIR or not re.fullmatch(r"epoch_\d+", path.name):
-        raise UserError(f"--resume {flag}: not a state dir of ours (expected <output-dir>/{STATE_DIR}/epoch_N); "
-                        "use --resume auto to continue the run in --output-dir.")
+    """--resume DIR must be <output dir>/state/epoch_N (or step_N) as our loop writes it; refuse anything else."""
+    if not path.is_dir() or path.parent.name != STATE_DIR or not STATE_NAME.fullmatch(path.name):
+        raise UserError(f"--resume {flag}: not a state dir of ours (expected <output-dir>/{STATE_DIR}/epoch_N or "
+                        "step_N); use --resume auto to continue the run in --output-dir.")
     names = {p.name for p in path.iterdir()}
     foreign = sorted(n for n in names if not STATE_FILES.fullmatch(n))
     if foreign or not {"model.safetensors", "custom_checkpoint_0.pkl"} <= names:
@@ -65,8 +72,9 @@ def find_resume(out: Path, resume: str | None) -> Path | None:
         path = Path(resume).expanduser()
         check_state_dir(path, resume)
         return path
-    states = sorted((p for p in (out / STATE_DIR).glob("epoch_*") if re.fullmatch(r"epoch_\d+", p.name)),
-                    key=lambda p: int(p.name.split("_")[1]))
+    # the newest: a save removes the older dirs once it is in place, so more than one means a kill in between
+    states = sorted((p for p in (out / STATE_DIR).glob("*_*") if STATE_NAME.fullmatch(p.name)),
+                    key=lambda p: p.stat().st_mtime_ns)
     if states:
         check_state_dir(states[-1], f"auto ({states[-1]})")
     return states[-1] if states else None
@@ -80,10 +88,12 @@ def finite_everywhere(accelerator, loss: torch.Tensor) -> bool:
     return bool(bad.item() == 0)
 
 
-def save_epoch_state(accelerator, out: Path, epoch: int) -> Path:
-    """save_state into a temp dir, rename it into place, keep only the newest (a kill leaves the old)."""
+def save_epoch_state(accelerator, out: Path, epoch: int, name: str | None = None) -> Path:
+    """save_state into a temp dir, rename it into place as state/epoch_E (or `name`, e.g. step_S), then remove the
+    older state dirs (a kill before that leaves them, and --resume auto takes the newest)."""
     root = out / STATE_DIR
-    tmp, final = root / f".tmp_epoch_{epoch}", root / f"epoch_{epoch}"
+    name = name or f"epoch_{epoch}"
+    tmp, final = root / f".tmp_{name}", root / name
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -92,8 +102,8 @@ def save_epoch_state(accelerator, out: Path, epoch: int) -> Path:
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        for old in root.glob("epoch_*"):
-            if old != final:
+        for old in root.glob("*_*"):
+            if old != final and STATE_NAME.fullmatch(old.name):
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
@@ -126,10 +136,19 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
     ctx.model.train()
     set_phase(ctx.optimizer, cfg, epoch)
     ctx.loaders.train.set_epoch(epoch)
-    total, count = 0.0, 0
+    loader = ctx.loaders.train
+    if st.batches_done:  # resumed from a mid-epoch state: this epoch's order, minus the batches already trained on
+        loader = accelerator.skip_first_batches(loader, st.batches_done)
+        loader.set_epoch(epoch)  # a new loader object: it must shuffle as this epoch, not as its first
+    total, count = st.epoch_loss_sum, st.batches_done
     meter = Throughput(cfg.batch_size * cfg.grad_accum * accelerator.num_processes)  # images per optimizer step
-    bar = tqdm(ctx.loaders.train, desc=f"epoch {epoch + 1}/{ctx.epochs}", disable=not accelerator.is_main_process,
-               leave=False)
+    try:
+        length = st.batches_done + len(loader)
+    except TypeError:  # a streamed dataset has no length
+        length = None
+    batches = _resumed_batches(loader) if st.batches_done else loader
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{ctx.epochs}", disable=not accelerator.is_main_process,
+               leave=False, initial=st.batches_done, total=length)
     for x, y, _ in bar:
         with accelerator.accumulate(ctx.model):
             x = ctx.loaders.train_preprocess(x)
@@ -146,6 +165,7 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
                 accelerator.clip_grad_norm_(ctx.model.parameters(), cfg.optim.clip_grad)
             ctx.optimizer.step()
             ctx.optimizer.zero_grad(set_to_none=True)
+        total, count = total + loss.item(), count + 1
         if accelerator.sync_gradients:
             st.step += 1
             ctx.scheduler.step_update(st.step)
@@ -155,12 +175,33 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
             if st.step % cfg.log_interval == 0:
                 accelerator.print(f"step {st.step} loss {loss.item():.4f} lr {ctx.optimizer.param_groups[0]['lr']:.2e} "
                           f"{meter.interval_rate():.1f} img/s", flush=True)
-        total, count = total + loss.item(), count + 1
+            if cfg.checkpointing_steps and st.step % cfg.checkpointing_steps == 0:
+                st.batches_done, st.epoch_loss_sum = count, total  # where a resume picks up
+                path = save_epoch_state(accelerator, ctx.out, epoch, name=f"step_{st.step}")
+                accelerator.print(f"saved state {path} (step {st.step}, epoch {epoch + 1})", flush=True)
         bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{ctx.optimizer.param_groups[0]['lr']:.2e}")
         if cfg.max_steps is not None and st.step >= cfg.max_steps:
             break
     ctx.last_rate = meter.epoch_rate()
+    st.batches_done, st.epoch_loss_sum = 0, 0.0  # the epoch is complete: its epoch_E state starts the next afresh
     return total / max(count, 1)
+
+
+def _resumed_batches(loader):
+    """The batches of a loader resumed mid-epoch, with the global torch RNG as the saved state left it.
+
+    Starting an iterator draws a seed from the global torch RNG; the uninterrupted run drew it at the epoch's
+    start, before the state was saved, so here it is drawn and then undone. With on-device augmentation (the
+    decode cache) the resumed run then continues bit for bit (tests/test_resume.py); augmentation inside the loader
+    draws as the batches are fetched, one batch ahead, and only the data position is exact there.
+    """
+    import itertools
+
+    rng = torch.get_rng_state()
+    iterator = iter(loader)
+    first = next(iterator, None)
+    torch.set_rng_state(rng)
+    return itertools.chain([] if first is None else [first], iterator)
 
 
 class Throughput:

@@ -150,7 +150,9 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) 
     resume = find_resume(out, cfg.resume)
     if resume is not None:
         accelerator.load_state(str(resume))
-        accelerator.print(f"resumed from {resume} (epoch {state.epoch + 1} done, step {state.step})", flush=True)
+        within = f", {state.batches_done} batches into epoch {state.epoch + 2}" if state.batches_done else ""
+        accelerator.print(f"resumed from {resume} (epoch {state.epoch + 1} done, step {state.step}{within})",
+                          flush=True)
     elif cfg.resume:
         accelerator.print(f"--resume {cfg.resume}: no saved state in {out / STATE_DIR}, starting fresh", flush=True)
     return ctx, data_cfg
