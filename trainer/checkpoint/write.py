@@ -158,19 +158,21 @@ def install(staging: Path, out: Path) -> None:
 
 
 def save_model_files(model, directory: Path, data_cfg: dict, label_names: list[str], audio: dict | None = None,
-                     temperature: float | None = None) -> None:
+                     temperature: float | None = None, state_dict: dict | None = None) -> None:
     """config.json + model.safetensors in timm's HF format: the one writer of model files (final and every-epoch).
 
     This is timm.models.save_for_hf(safe_serialization=True) without its one step that fails here: save_for_hf
     saves model.state_dict() as it is, and safetensors refuses channels_last strides. Converting the live model in
     place would change the memory format of a model that may still be training, so the tensors are made
-    contiguous on their way to the file instead.
+    contiguous on their way to the file instead. state_dict: the full weights gathered on every process
+    (accelerator.get_state_dict) where the model itself may hold only a shard (FSDP, DeepSpeed ZeRO-3).
     """
     from safetensors.torch import save_file
     from timm.models._hub import save_config_for_hf  # save_for_hf's own config writer (not re-exported by timm)
 
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(directory / WEIGHTS))
+    weights = model.state_dict() if state_dict is None else state_dict
+    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(directory / WEIGHTS))
     save_config_for_hf(model, str(directory / CONFIG), data_config=data_cfg,
                                    model_config=config_fields(label_names, audio, temperature))
 
@@ -178,11 +180,11 @@ def save_model_files(model, directory: Path, data_cfg: dict, label_names: list[s
 def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], temperature: float,
                      train_config: dict, results: dict, preds: dict, sample_ds, input_column: str,
                      history: list, run_manifest: dict, audio: dict | None = None,
-                     preflight: dict | None = None) -> None:
+                     preflight: dict | None = None, state_dict: dict | None = None) -> None:
     """Stage the whole contract in out/.staging (manifest.json with each file's sha256), then install it."""
     staging = out / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
-    save_model_files(model, staging, data_cfg, label_names, audio, temperature)
+    save_model_files(model, staging, data_cfg, label_names, audio, temperature, state_dict)
     write_json(staging / TRAIN_CONFIG, train_config)
     primary = primary_split(results)
     _write_eval(staging / EVAL_DIR, results, primary, label_names, history)

@@ -110,11 +110,14 @@ def save_epoch_state(accelerator, out: Path, epoch: int, name: str | None = None
 
 
 def save_best(accelerator, eval_model: torch.nn.Module, out: Path) -> None:
-    """Best-so-far weights (EMA when on), atomically, so a crash never loses them."""
+    """Best-so-far weights (EMA when on), gathered on every process and saved once, atomically."""
     from safetensors.torch import save_file
 
+    # every rank calls it: under FSDP or DeepSpeed ZeRO-3 gathering the full weights is a collective, and rank 0's
+    # own unwrap_model(...).state_dict() would hold only its shard
+    full = accelerator.get_state_dict(eval_model)
     if accelerator.is_main_process:
-        sd = {k: v.detach().cpu().contiguous() for k, v in accelerator.unwrap_model(eval_model).state_dict().items()}
+        sd = {k: v.detach().cpu().contiguous() for k, v in full.items()}
         path = out / STATE_DIR / "best_model.safetensors"
         save_file(sd, str(path) + ".tmp")
         Path(str(path) + ".tmp").replace(path)

@@ -247,6 +247,7 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -
         pusher.wait()
     train_s = time.time() - train_start
     model, preds, results, temperature = final_evaluation(ctx, bundle)
+    weights = accelerator.get_state_dict(ctx.eval_model)  # on every rank: a collective under FSDP / ZeRO-3
     if accelerator.is_main_process:
         latency = measure_latency(model, latency_input(ctx, bundle, data_cfg), accelerator.device)
         if cfg.latency_budget_ms is not None:  # a satisficing metric: met or missed, beside the optimised one
@@ -268,7 +269,7 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -
                                 {**hardware(accelerator), **timing})
         write_checkpoint(out, model, data_cfg, bundle.label_names, temperature, cfg.to_dict(), results, preds,
                          sample_ds, bundle.input_column, ctx.state.history, run_manifest, audio=ctx.loaders.audio,
-                         preflight=bundle.preflight)
+                         preflight=bundle.preflight, state_dict=weights)
         accelerator.print(f"checkpoint written to {out} ({primary} accuracy "
                           f"{results[primary]['metrics']['accuracy']:.4f})", flush=True)
         for split, r in results.items():
