@@ -31,9 +31,13 @@ system-deps:
 		echo "Please install these system packages:$$missing (Debian/Ubuntu names) and re-run."; exit 1; \
 	fi
 
-$(STAMP): requirements.txt tests/requirements.txt
+# The exact pins (requirements.txt), then the project itself, editable and without re-resolving dependencies: its
+# console scripts (timm-space-train, …) and `python trainer/train.py` / `accelerate launch` / `python app.py` then
+# import `trainer` and `space` from this checkout, from any working directory.
+$(STAMP): requirements.txt tests/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install -q -r requirements.txt -r tests/requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 weights: install

@@ -26,7 +26,7 @@ def test_checkpoint_files(smoke_run):
     assert ".staging" not in card and "Fashion-MNIST by Zalando Research (MIT license)" in card
     assert not list(smoke_run.glob("*.bin")) and not list(smoke_run.glob("*.pth"))  # never a pickle
     manifest = json.loads((smoke_run / "manifest.json").read_text())
-    assert manifest["schema_version"] == 3  # 3 added eval/preflight.json, Grad-CAM overlays, tta, latency hardware
+    assert manifest["schema_version"] == 4  # 4: ONNX export, lr_find/; 3: preflight, Grad-CAM, tta, latency
     assert manifest["dataset"]["sizes"] == {"train": 256, "val": 128, "test": 128}
     assert manifest["command"][-1] == str(smoke_run)
     metrics = json.loads((smoke_run / "eval/metrics.json").read_text())

@@ -9,12 +9,8 @@ is a local dir or hf-hub:org/name[@revision], opened and checked as the app open
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-# `python trainer/compare.py` puts trainer/ (not the repo root) on sys.path; the package imports need the root.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from trainer.errors import CLIParser, UserError, exit_on_user_error  # noqa: E402
+from trainer.errors import CLIParser, UserError, exit_on_user_error
 
 LOWER_IS_BETTER = {"loss", "ece", "nll"}
 
@@ -71,5 +67,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     return pick
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `timm-space-compare` console script."""
     exit_on_user_error(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -17,10 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# `python trainer/preflight.py` puts trainer/ (not the repo root) on sys.path; the package imports need the root.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from trainer.errors import CLIParser, exit_on_user_error  # noqa: E402
+from trainer.errors import CLIParser, exit_on_user_error
 
 # pHash sets the bits above the median, nearly always 32 of 64, so distances are even: 4 and 5 find the same
 # pairs. On Fashion-MNIST, k=4 matches 95-99% of images to their JPEG re-encoded or resized copies (k=6: 98-99.8%)
@@ -63,5 +60,10 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `timm-space-preflight` console script."""
     exit_on_user_error(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# `python trainer/train.py` puts trainer/ (not the repo root) on sys.path; the package imports need the root.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from trainer.config import TrainConfig, parse_config  # noqa: E402
-from trainer.errors import exit_on_user_error, scrub_artifact  # noqa: E402
+from trainer.config import TrainConfig, parse_config
+from trainer.errors import exit_on_user_error, scrub_artifact
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -94,5 +88,10 @@ def _flat_hparams(cfg: TrainConfig) -> dict:
     return scrub_artifact(flat)  # a token pasted into another field is scrubbed by value too
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `timm-space-train` console script."""
     exit_on_user_error(main)
+
+
+if __name__ == "__main__":
+    cli()

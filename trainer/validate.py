@@ -1,15 +1,16 @@
-"""Evaluate a saved checkpoint on a dataset split (1..N processes): `accelerate launch trainer/validate.py …`."""
+"""Evaluate a saved checkpoint on a dataset split (1..N processes): `accelerate launch trainer/validate.py …`.
+
+--backend onnx evaluates CHECKPOINT/model.onnx (trainer/export.py) with ONNX Runtime on the CPU instead of the
+timm model, on the same loader and preprocessing: the same numbers, from the file a server would run (1 process).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # see trainer/train.py
-
-from trainer.errors import CLIParser, UserError, exit_on_user_error  # noqa: E402
+from trainer.errors import CLIParser, UserError, exit_on_user_error
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -30,6 +31,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--drop-unlabeled", action="store_true", help="drop rows without a label (None or -1) instead "
                    "of refusing the split")
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                   help="run the timm model (torch) or CHECKPOINT/model.onnx with ONNX Runtime on the CPU (onnx; "
+                   "write it with trainer/export.py)")
     p.add_argument("--output-dir", required=True, help="where metrics.json and predictions.parquet go")
     return p.parse_args(argv)
 
@@ -64,6 +68,62 @@ def our_config(ref: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def onnx_model_path(args: argparse.Namespace) -> Path | None:
+    """CHECKPOINT/model.onnx for --backend onnx (None for torch); refused before anything loads when it cannot run:
+    with --tta, from a Hub id, missing, or exported from other weights than the checkpoint's."""
+    from trainer.checkpoint.contract import EVAL_DIR, ONNX, WEIGHTS
+
+    if args.backend != "onnx":
+        return None
+    if args.tta != "none":
+        raise UserError("--tta runs the views through the torch model; use it with --backend torch.")
+    if args.checkpoint.startswith("hf-hub:"):
+        raise UserError("--backend onnx reads model.onnx from a local checkpoint dir (the Hub download serves the "
+                        "safetensors weights only); download the repo and pass its dir.")
+    ckpt = Path(args.checkpoint.removeprefix("local-dir:"))
+    path = ckpt / ONNX
+    if not path.is_file():
+        raise UserError(f"{path} not found: run `python trainer/export.py --checkpoint {ckpt}` first "
+                        "(--backend onnx evaluates the exported model).")
+    report = ckpt / EVAL_DIR / "export.json"
+    if report.is_file() and (ckpt / WEIGHTS).is_file():
+        from trainer.checkpoint.integrity import sha256_of
+
+        if json.loads(report.read_text()).get("weights_sha256") not in (None, sha256_of(ckpt / WEIGHTS)):
+            raise UserError(f"{path} was exported from other weights than {ckpt / WEIGHTS} (retrained since?); "
+                            f"run `python trainer/export.py --checkpoint {ckpt}` again.")
+    return path
+
+
+class OnnxModel:
+    """model.onnx in an ONNX Runtime CPU session, called as predict() calls the torch model (eval(), then x → logits
+    on x's device). A fixed-batch export (no --dynamic-batch) is fed in slices of its batch, the last one padded."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        spec = self.session.get_inputs()[0]
+        self.name, self.batch = spec.name, spec.shape[0] if isinstance(spec.shape[0], int) else None
+
+    def eval(self) -> "OnnxModel":
+        return self
+
+    def __call__(self, x):
+        import numpy as np
+        import torch
+
+        arr = x.detach().float().cpu().contiguous().numpy()
+        step, outs = self.batch or max(len(arr), 1), []
+        for start in range(0, len(arr), step):
+            chunk = arr[start: start + step]
+            pad = step - len(chunk)
+            if pad:
+                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
+            outs.append(self.session.run(None, {self.name: chunk})[0][: step - pad])
+        return torch.from_numpy(np.concatenate(outs)).to(x.device)
+
+
 def tta_metrics(accelerator, model, loader, preprocess, mode: str, checkpoint_config: dict, n: int) -> dict:
     """Accuracy, macro F1 and loss with --tta views (images only)."""
     from trainer.evaluation.predict import predict
@@ -75,6 +135,30 @@ def tta_metrics(accelerator, model, loader, preprocess, mode: str, checkpoint_co
     return {"mode": mode, **quick_metrics(predict(accelerator, TTA(model, mode), loader, preprocess), n)}
 
 
+def write_outputs(accelerator, args: argparse.Namespace, metrics: dict, pred: dict, bundle) -> None:
+    """metrics.json, predictions.parquet (+ groups.json) and the printed summary (main process)."""
+    from trainer.checkpoint.write import write_json, write_predictions
+    from trainer.evaluation.report import group_metrics
+
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "metrics.json", {"split": args.split, "num_processes": accelerator.num_processes,
+                                      "backend": args.backend, **metrics})
+    write_predictions(out / "predictions.parquet", {args.split: pred})
+    backend = ", ONNX Runtime: model.onnx" if args.backend == "onnx" else ""
+    accelerator.print(f"{args.split}: accuracy {metrics['accuracy']:.4f} on "
+                      f"{len(pred['labels'])} samples ({accelerator.num_processes} processes{backend})", flush=True)
+    if "tta" in metrics:
+        accelerator.print(f"{args.split}: accuracy {metrics['tta']['accuracy']:.4f} with --tta "
+                          f"{args.tta} (plain {metrics['accuracy']:.4f})", flush=True)
+    if args.group_column:
+        groups = group_metrics(pred, bundle.val[args.group_column], len(bundle.label_names))
+        write_json(out / "groups.json", {"column": args.group_column, args.split: groups})
+        for value, m in groups.items():
+            accelerator.print(f"  {args.group_column}={value}: accuracy {m['accuracy']:.4f} "
+                              f"({m['num_samples']} samples)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Load the checkpoint with plain timm, predict the split on every process, write metrics once."""
     # imported here, not at the top: --help and flag errors answer before torch, timm and datasets load
@@ -82,17 +166,20 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from accelerate import Accelerator
 
-    from trainer.checkpoint.write import write_json, write_predictions
     from trainer.config import DataConfig
     from trainer.data.bundle import build_data
     from trainer.evaluation.calibration import per_sample_loss
     from trainer.evaluation.predict import predict
-    from trainer.evaluation.report import full_metrics, group_metrics
+    from trainer.evaluation.report import full_metrics
 
     args = parse(argv)
+    onnx_path = onnx_model_path(args)  # its refusals come before the model and the data load
     name = args.checkpoint if ":" in args.checkpoint else f"local-dir:{args.checkpoint}"
     torch.set_flush_denormal(True)  # denormals slow x86 CPUs down ~4x (see trainer/pipeline.py)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if onnx_path is not None and accelerator.num_processes > 1:
+        raise UserError(f"--backend onnx runs one ONNX Runtime session on the CPU: launch 1 process, not "
+                        f"{accelerator.num_processes} (plain `python trainer/validate.py …`).")
     model = timm.create_model(name, pretrained=True)
     data_cfg = timm.data.resolve_data_config({}, model=model)
     label_names = model.pretrained_cfg.get("label_names")
@@ -107,7 +194,10 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError(f"the checkpoint's labels {label_names} differ from the dataset's {bundle.label_names}.")
     checkpoint_config = our_config(args.checkpoint)
     loader, preprocess = loader_for(bundle, checkpoint_config, data_cfg, args.batch_size)
-    model, loader = accelerator.prepare(model, loader)
+    if onnx_path is None:
+        model, loader = accelerator.prepare(model, loader)
+    else:  # the timm model above gave the preprocessing config and labels; model.onnx does the predicting
+        model, loader = OnnxModel(onnx_path), accelerator.prepare(loader)
     pred = predict(accelerator, model, loader, preprocess)
     pred["loss"] = per_sample_loss(pred["logits"], pred["labels"])
     temperature = float(checkpoint_config.get("temperature", 1.0))
@@ -116,25 +206,15 @@ def main(argv: list[str] | None = None) -> dict:
         result["metrics"]["tta"] = tta_metrics(accelerator, model, loader, preprocess, args.tta,
                                                checkpoint_config, len(bundle.label_names))
     if accelerator.is_main_process:
-        out = Path(args.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "metrics.json", {"split": args.split, "num_processes": accelerator.num_processes,
-                                          **result["metrics"]})
-        write_predictions(out / "predictions.parquet", {args.split: pred})
-        accelerator.print(f"{args.split}: accuracy {result['metrics']['accuracy']:.4f} on "
-                          f"{len(pred['labels'])} samples ({accelerator.num_processes} processes)", flush=True)
-        if "tta" in result["metrics"]:
-            accelerator.print(f"{args.split}: accuracy {result['metrics']['tta']['accuracy']:.4f} with --tta "
-                              f"{args.tta} (plain {result['metrics']['accuracy']:.4f})", flush=True)
-        if args.group_column:
-            groups = group_metrics(pred, bundle.val[args.group_column], len(bundle.label_names))
-            write_json(out / "groups.json", {"column": args.group_column, args.split: groups})
-            for value, m in groups.items():
-                accelerator.print(f"  {args.group_column}={value}: accuracy {m['accuracy']:.4f} "
-                                  f"({m['num_samples']} samples)", flush=True)
+        write_outputs(accelerator, args, result["metrics"], pred, bundle)
     accelerator.wait_for_everyone()
     return result["metrics"]
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `timm-space-validate` console script."""
     exit_on_user_error(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -7,11 +7,13 @@ docs/checkpoint-format.md describes each file.
 
 from __future__ import annotations
 
+# 4: model.onnx + eval/export.json (trainer/export.py, which then rewrites manifest.json), lr_find/ (--lr-find,
+#    --lr auto), state/step_N (--checkpointing-steps; local only);
 # 3: eval/preflight.json (the data preflight), Grad-CAM overlays of the top-loss samples (samples.json `explain`),
 #    calibrated probabilities and diagonal cells in samples.json, latency p95 + hardware and `tta` in metrics.json;
 # 2: config.json may hold modality "audio" with an `audio` block (the log-mel front end); 1: images only.
 # Bump it when the contract changes, and keep older checkpoints loading (tests/fixtures/checkpoints).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 CONFIG = "config.json"  # timm's config + label_names, modality, audio block, temperature
 WEIGHTS = "model.safetensors"  # never a pickle
@@ -20,11 +22,15 @@ TRAIN_CONFIG = "train_config.json"  # the resolved TrainConfig (secrets removed)
 MANIFEST = "manifest.json"  # provenance; written last, so its presence marks a finished checkpoint
 EVAL_DIR = "eval"  # metrics, per class, confusion matrix, predictions, samples
 FOLDS_DIR = "folds"  # folds/<k>/ per-fold checkpoints and folds/summary.json of a --folds run
+# trainer/export.py: the model as ONNX (weights inside) + its report eval/export.json. Optional and not hashed in
+# manifest.json; pushed when present (the pusher uploads every file but LOCAL_ONLY) and never downloaded by the app.
+ONNX = "model.onnx"
 
 MODEL_FILES = (CONFIG, WEIGHTS)  # what timm needs to load the model
 # What a --folds run copies from the best fold into the output dir (the card is then rendered for it).
 SERVED_FILES = (CONFIG, WEIGHTS, TRAIN_CONFIG, EVAL_DIR, MANIFEST)
 # What the app downloads from a pushed checkpoint (huggingface_hub allow_patterns): the model alone, or with eval/.
+# Allow lists: ONNX stays out of both, so the app never downloads model.onnx (it serves the safetensors weights).
 MODEL_PATTERNS = list(MODEL_FILES)
 SERVED_PATTERNS = [CONFIG, WEIGHTS, CARD, MANIFEST, TRAIN_CONFIG, f"{EVAL_DIR}/*"]
 

@@ -18,6 +18,7 @@ from trainer.checkpoint.contract import (
     CONFIG,
     EVAL_DIR,
     MANIFEST,
+    ONNX,
     PREVIOUS_DIR,
     SCHEMA_VERSION,
     STAGING_DIR,
@@ -202,3 +203,5 @@ def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], t
     write_json(staging / MANIFEST, {**run_manifest, "files": digests(staging)})  # what readers will trust
     write_card(staging, final_dir=out)
     install(staging, out)
+    # an ONNX file exported from the weights just replaced would be pushed beside them: it goes (re-export it)
+    (out / ONNX).unlink(missing_ok=True)

@@ -44,6 +44,7 @@ def check_access(repo_id: str, token: str | None) -> None:
 
 def checkpoint_files(out: Path) -> list[Path]:
     """Every file of the checkpoint except resume state, scratch dirs and temp files."""
+    # so model.onnx and eval/export.json (trainer/export.py) go with the checkpoint when present
     files = []
     for path in sorted(out.rglob("*")):
         rel = path.relative_to(out)
