@@ -97,7 +97,7 @@ CLI = [  # (flags, what the message says): each refused before anything loads or
 ARGPARSE = [  # (flags, what argparse says): exit code 2, and a token-shaped value is never echoed
     (["--hub-tok", "hf_abcdefghijklmnopqrstuvwxyz0123"], "unrecognized arguments: --hub-tok"),
     (["--unknown-flag", "secret-value-123"], "unrecognized arguments: --unknown-flag"),
-    (["--lr", "fast"], "argument --lr: invalid float value"),
+    (["--lr", "fast"], "argument --lr: invalid value: a number or auto"),
     (["--epochs", "1e9999"], "argument --epochs: invalid int value"),
     (["--mixed-precision", "fp64"], "argument --mixed-precision: invalid choice"),
 ]

@@ -317,3 +317,40 @@ def test_hub_revision_pushes_to_that_branch_only(hub, tmp_path, smoke_run):
     assert upload_commits(hub, repo, revision="dev") and not upload_commits(hub, repo)
     fresh = hub_env(hub, tmp_path / "fresh", token=None)
     assert logits(f"hf-hub:{repo}@dev", fresh) == logits(f"local-dir:{smoke_run}", fresh)
+
+
+PLANT = """
+import sys
+from huggingface_hub import HfApi
+HfApi().upload_file(path_or_fileobj=b"cos\\nsystem\\n(S'echo owned'\\ntR.", path_in_repo="state/evil.pkl",
+                    repo_id=sys.argv[1], revision="training-state")
+"""
+
+
+@pytest.mark.slow
+def test_training_state_round_trip_through_a_hub_branch(hub, tmp_path):
+    """--hub-push-state pushes pickle-free state to a branch (main untouched); another machine (fresh HF_HOME and
+    output dir) continues with --resume hf-hub:…; a pickle planted on the branch is refused before any download."""
+    from trainer.engine.portable_state import FILES
+
+    repo = f"{USER}/stateful"
+    base = [a for a in SMOKE if a not in ("--max-steps", "4", "--tta", "flip")]  # 256 samples: 4 steps an epoch
+    first = run(["trainer/train.py", *base, "--epochs", "1", "--hub-model-id", repo, "--hub-push-state",
+                 "--output-dir", str(tmp_path / "a")], hub_env(hub, tmp_path / "home"))
+    assert "pushed training state (step 4)" in first.stdout
+    branch = hub.files(repo, revision="training-state")
+    assert {f"state/{name}" for name in FILES} | {"state/best_model.safetensors"} <= set(branch)
+    assert not [f for f in branch if f.endswith((".pkl", ".bin", ".pt"))]
+    assert not [f for f in hub.files(repo) if f.startswith("state/")]  # main never gets state
+    other = hub_env(hub, tmp_path / "elsewhere")
+    cont = run(["trainer/train.py", *base, "--epochs", "2", "--resume", f"hf-hub:{repo}@training-state",
+                "--output-dir", str(tmp_path / "b")], other)
+    assert f"resumed from hf-hub:{repo}@training-state (epoch 1 done, step 4)" in cont.stdout
+    before = json.loads((tmp_path / "a" / "eval" / "history.json").read_text())
+    after = json.loads((tmp_path / "b" / "eval" / "history.json").read_text())
+    assert [r["epoch"] for r in after] == [1, 2] and after[0] == before[0] and after[1]["step"] == 8
+    run(["-c", PLANT, repo], other)
+    refused = run(["trainer/train.py", *base, "--epochs", "2", "--resume", f"hf-hub:{repo}@training-state",
+                   "--output-dir", str(tmp_path / "c")], hub_env(hub, tmp_path / "third"), check=False)
+    assert refused.returncode == 2 and "could run code when loaded (state/evil.pkl)" in refused.stderr
+    assert "Nothing was downloaded" in refused.stderr and not list((tmp_path / "third").rglob("*.safetensors"))

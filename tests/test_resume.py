@@ -76,7 +76,7 @@ def test_resume_dir_must_be_our_state_layout_before_anything_is_unpickled(tmp_pa
 
 STEP_ARGS = ["trainer/train.py", "--dataset", "fashion-mnist", "--model", "test_resnet", "--no-pretrained",
              "--img-size", "28", "--crop-pct", "1.0", "--epochs", "2", "--batch-size", "32", "--lr", "3e-3",
-             "--max-train-samples", "640", "--max-eval-samples", "128", "--log-interval", "1", "--num-workers", "0",
+             "--max-train-samples", "320", "--max-eval-samples", "64", "--log-interval", "1", "--num-workers", "0",
              "--checkpointing-steps", "5"]
 
 
@@ -87,8 +87,8 @@ def _step_lines(stdout: str) -> dict[int, str]:
 
 
 def test_step_checkpoint_resume_after_sigkill_lands_on_the_step_and_the_same_next_batch(tmp_path):
-    """--checkpointing-steps 5, kill -9 right after step 25's state (5 batches into epoch 2): --resume auto starts
-    at step 26 with the batch the uninterrupted run trained on there, and ends with bit-identical weights."""
+    """--checkpointing-steps 5, kill -9 right after step 15's state (5 batches into epoch 2): --resume auto starts
+    at step 16 with the batch the uninterrupted run trained on there, and ends with bit-identical weights."""
     from safetensors.torch import load_file
 
     straight = run_cli(*STEP_ARGS, "--output-dir", str(tmp_path / "straight"))
@@ -96,16 +96,16 @@ def test_step_checkpoint_resume_after_sigkill_lands_on_the_step_and_the_same_nex
     proc = subprocess.Popen([sys.executable, *STEP_ARGS, "--output-dir", str(killed)], cwd=REPO, env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in proc.stdout:
-        if line.startswith("saved state") and "step_25" in line:
+        if line.startswith("saved state") and "step_15" in line:
             os.kill(proc.pid, signal.SIGKILL)
             break
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    assert sorted(p.name for p in (killed / "state").iterdir() if p.is_dir()) == ["step_25"]  # older ones removed
+    assert sorted(p.name for p in (killed / "state").iterdir() if p.is_dir()) == ["step_15"]  # older ones removed
     resumed = run_cli(*STEP_ARGS, "--output-dir", str(killed), "--resume", "auto")
-    assert "state/step_25 (epoch 1 done, step 25, 5 batches into epoch 2)" in resumed.stdout
+    assert "state/step_15 (epoch 1 done, step 15, 5 batches into epoch 2)" in resumed.stdout
     before, after = _step_lines(straight.stdout), _step_lines(resumed.stdout)
-    assert min(after) == 26 and all(after[s] == before[s] for s in after)  # step 26 on: the same batches, losses
+    assert min(after) == 16 and all(after[s] == before[s] for s in after)  # step 16 on: the same batches, losses
     a, b = load_file(str(tmp_path / "straight" / "model.safetensors")), load_file(str(killed / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch_equal(a[k], b[k]) for k in a)
     history = [json.loads((d / "eval" / "history.json").read_text()) for d in (tmp_path / "straight", killed)]

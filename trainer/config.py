@@ -137,7 +137,8 @@ def _lr_value(text) -> float | str:
     try:
         return float(text)
     except (TypeError, ValueError):
-        raise UserError(f"--lr must be a number or auto, got {text!r}.") from None
+        # argparse reports this as "argument --lr: …"; the value itself is never echoed (it may be a pasted secret)
+        raise argparse.ArgumentTypeError("invalid value: a number or auto") from None
 
 
 @dataclass
@@ -155,7 +156,10 @@ class OptimConfig:
     clip_grad: float | None = help_field(None, "clip gradient norm to this value")
 
     def __post_init__(self) -> None:
-        self.lr = _lr_value(self.lr)  # a YAML config may give it as text
+        try:
+            self.lr = _lr_value(self.lr)  # a YAML config may give it as text
+        except argparse.ArgumentTypeError:
+            raise UserError("--lr must be a number or auto.") from None
         if self.lr != "auto" and self.lr <= 0:
             raise UserError(f"--lr must be > 0 (or auto), got {self.lr}.")
 
@@ -167,6 +171,9 @@ class HubConfig:
     hub_token: str | None = help_field(None, "Hub token (default: HF_TOKEN or the cached login); never saved")
     hub_private: bool = help_field(False, "create the repo as private (an existing repo keeps its visibility)")
     hub_revision: str | None = help_field(None, "branch to push to (created from main if missing); default: main")
+    hub_push_state: bool = help_field(False, "after every epoch, push the training state (safetensors + JSON, no "
+                                      "pickles) to --hub-state-branch of --hub-model-id, for --resume hf-hub:…")
+    hub_state_branch: str = help_field("training-state", "the branch --hub-push-state pushes to (never main)")
     hub_strategy: Literal["end", "every_epoch"] = help_field(
         "end", "end: one push after training; every_epoch: also push each epoch's model in the background")
     hub_license: str | None = help_field("apache-2.0", "license in the model card (check your data's and weights')")
@@ -183,6 +190,10 @@ class HubConfig:
             raise UserError("--push-to-hub and --create-space need --hub-model-id org/name (the model repo).")
         if self.create_space and not self.push_to_hub:
             raise UserError("--create-space serves the pushed model: add --push-to-hub.")
+        if self.hub_push_state and not self.hub_model_id:
+            raise UserError("--hub-push-state needs --hub-model-id org/name (the state goes to a branch of it).")
+        if self.hub_state_branch == "main":
+            raise UserError("--hub-state-branch main: training state never goes to main (the served model does).")
 
 
 MAX_SPEC_CELLS = 4 * 1024 * 1024  # mels × frames of one clip's spectrogram (a 2048² image)

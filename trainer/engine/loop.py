@@ -262,6 +262,31 @@ class LoopContext:
         return self.ema.module if self.ema is not None else self.model
 
 
+def push_training_state(ctx: LoopContext) -> None:
+    """--hub-push-state: this epoch's pickle-free state (and the best weights so far) to the state branch, from
+    rank 0; a failed push is reported and training goes on (the local state/ is intact)."""
+    from trainer.engine import portable_state
+    from trainer.hub.state import push_state
+
+    accelerator, hub = ctx.accelerator, ctx.cfg.hub
+    if accelerator.is_main_process:
+        folder = ctx.out / STATE_DIR / "hub"
+        shutil.rmtree(folder, ignore_errors=True)
+        portable_state.save(folder, accelerator.unwrap_model(ctx.model), ctx.optimizer, ctx.state.state_dict(),
+                            ctx.ema)
+        best = ctx.out / STATE_DIR / "best_model.safetensors"
+        if best.is_file():
+            shutil.copy2(best, folder / best.name)
+        try:
+            info = push_state(folder, hub.hub_model_id, hub.hub_token, hub.hub_state_branch, ctx.state.step)
+            accelerator.print(f"pushed training state (step {ctx.state.step}) to {hub.hub_model_id}@"
+                              f"{hub.hub_state_branch} ({info.oid[:12]})", flush=True)
+        except Exception as e:  # noqa: BLE001 - the Hub being down must not stop training
+            accelerator.print(f"WARNING: training state not pushed ({type(e).__name__}: {e}); training goes on, "
+                              f"the local state is in {ctx.out / STATE_DIR}", flush=True)
+    accelerator.wait_for_everyone()
+
+
 def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict],
         on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainState:
     """Epochs of train → validate → keep best → save state (→ on_epoch_end), until epochs, steps or patience end."""
@@ -284,6 +309,8 @@ def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict],
                   f"(best {st.best:.4f} @ epoch {st.best_epoch + 1})", flush=True)
         path = save_epoch_state(accelerator, ctx.out, epoch)
         accelerator.print(f"saved state {path}", flush=True)
+        if cfg.hub.hub_push_state:
+            push_training_state(ctx)
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
         if cfg.max_steps is not None and st.step >= cfg.max_steps:

@@ -147,6 +147,11 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) 
         accelerator.register_for_checkpointing(ema)
     ctx = LoopContext(cfg, accelerator, model, optimizer, scheduler, loaders, criterion, mixup, ema, state,
                       epochs, out)
+    if cfg.hub.hub_push_state and accelerator.num_processes > 1:
+        raise UserError("--hub-push-state carries one process's RNG state: run it with one process for now.")
+    if cfg.resume and cfg.resume.startswith("hf-hub:"):
+        resume_from_hub(cfg, accelerator, ctx)
+        return ctx, data_cfg
     resume = find_resume(out, cfg.resume)
     if resume is not None:
         accelerator.load_state(str(resume))
@@ -156,6 +161,23 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) 
     elif cfg.resume:
         accelerator.print(f"--resume {cfg.resume}: no saved state in {out / STATE_DIR}, starting fresh", flush=True)
     return ctx, data_cfg
+
+
+def resume_from_hub(cfg: TrainConfig, accelerator, ctx: LoopContext) -> None:
+    """--resume hf-hub:org/name[@branch]: the pickle-free state pushed by --hub-push-state, into this run."""
+    from trainer.engine import portable_state
+    from trainer.hub.state import pull_state
+
+    if accelerator.num_processes > 1:
+        raise UserError("--resume hf-hub:… restores one process's RNG state: run it with one process for now.")
+    folder = pull_state(cfg.resume, cfg.hub.hub_token, portable_state.FILES)
+    loaded = portable_state.load(folder, accelerator.unwrap_model(ctx.model), ctx.optimizer, ctx.ema)
+    ctx.state.load_state_dict(loaded)
+    if (folder / "best_model.safetensors").is_file():  # a fresh output dir: the best weights so far come along
+        (ctx.out / STATE_DIR).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(folder / "best_model.safetensors", ctx.out / STATE_DIR / "best_model.safetensors")
+    accelerator.print(f"resumed from {cfg.resume} (epoch {ctx.state.epoch + 1} done, step {ctx.state.step})",
+                      flush=True)
 
 
 def load_best(ctx: LoopContext) -> torch.nn.Module:
