@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import tempfile
@@ -13,7 +14,8 @@ import pandas as pd
 
 from space.images import md_escape
 from trainer.errors import scrub_artifact
-from trainer.evaluation.plots import confusion_matrix_figure, reliability_figure
+from trainer.evaluation.plots import reliability_figure
+from trainer.evaluation.predict import latency_text
 
 EVAL_FILES = ("metrics", "per_class", "confusion_matrix", "reliability", "samples", "history")
 HEADLINE = {"accuracy": "accuracy", "top5_accuracy": "top-5 accuracy", "balanced_accuracy": "balanced accuracy",
@@ -97,16 +99,17 @@ def summary_frame(ref: str, config: dict, ev: dict) -> pd.DataFrame:
 
 
 def eval_latency_line(metrics: dict) -> str:
-    """'p50 X ms · p95 Y ms on <hardware>' from eval/metrics.json ('' for checkpoints without latency)."""
-    if "latency_ms_batch1" not in metrics:
-        return ""
-    p95 = metrics.get("latency_ms_p95_batch1")
-    text = f"p50 {metrics['latency_ms_batch1']:.1f} ms" + (f" · p95 {p95:.1f} ms" if p95 is not None else "")
-    where = metrics.get("latency_hardware") or metrics.get("device")
-    budget = metrics.get("latency_budget_ms")
-    if budget is not None:
-        text += f" ({'within' if metrics.get('within_latency_budget') else 'over'} the {budget:g} ms budget)"
-    return text + (f" on {where}" if where else "") + ", one input, preprocessing + forward"
+    """The eval-time latency of eval/metrics.json in words ('' for checkpoints without latency)."""
+    text = latency_text(metrics)
+    return f"{text}, one input, preprocessing + forward" if text else ""
+
+
+@functools.lru_cache(maxsize=16)
+def served_latency_line(path: Path) -> str:
+    """eval_latency_line of a served checkpoint dir, read once: each prediction shows it, and the checkpoint (like
+    the model loaded from it) does not change while it is served."""
+    file = path / "eval" / "metrics.json"
+    return eval_latency_line(primary({"metrics": json.loads(file.read_text()) if file.is_file() else {}})[1])
 
 
 def headline_frame(metrics: dict) -> pd.DataFrame:
@@ -140,13 +143,6 @@ def confused_pairs(confusion: dict, top: int = 10) -> pd.DataFrame:
             break
         rows.append([labels[t], labels[p], int(off[t, p]), round(off[t, p] / max(cm[t].sum(), 1), 4)])
     return pd.DataFrame(rows, columns=["true", "predicted", "count", "share of true class"])
-
-
-def confusion_figure(confusion: dict, normalize: bool):
-    """trainer.evaluation.plots' confusion-matrix Figure (counts or row-normalised), titled with the split."""
-    kind = "row-normalised (recall)" if normalize else "counts"
-    return confusion_matrix_figure(confusion["matrix"], confusion["labels"], normalize=normalize,
-                                   title=f"{confusion.get('split', '')} split, {kind}")
 
 
 NORMALIZE = {"counts": None, "rows (recall)": 1, "columns (precision)": 0}

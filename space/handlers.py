@@ -124,7 +124,7 @@ class Handlers:
         views = f" over {NUM_VIEWS[tta]} views (TTA {tta})" if tta != "none" else ""
         info = (f"model {model_ms:.1f} ms (preprocess + forward{views}) · {total_ms:.1f} ms with decoding · "
                 f"{self.latency.line('image')}")
-        eval_line = eval_results.eval_latency_line(eval_results.primary(eval_results.read_eval(clf.path))[1])
+        eval_line = eval_results.served_latency_line(clf.path)
         if eval_line:
             info += f"\n\nmeasured at evaluation: {md_escape(eval_line, 300)}"
         return _top(probs, top_k), info + "".join(f"\n- {n}" for n in notes)

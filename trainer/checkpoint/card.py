@@ -94,9 +94,9 @@ def _per_class_table(per_class: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
-def _cell(value: str) -> str:
+def _cell(value: str, limit: int = 80) -> str:
     """A dataset value as one Markdown table cell: no line breaks, HTML or column separators from the data."""
-    text = " ".join(str(value).split())[:80]
+    text = " ".join(str(value).split())[:limit]
     return "".join("\\" + ch if ch in "|`*_[]<>\\" else ch for ch in text)
 
 
@@ -114,14 +114,12 @@ def _groups_table(groups: dict) -> str:
 
 def _latency_and_tta(m: dict, split: str) -> list[str]:
     """Single-input latency with the hardware it was measured on, and TTA beside the plain accuracy."""
+    from trainer.evaluation.predict import latency_text  # here: the card is written without torch loaded too
+
     lines = []
-    if "latency_ms_batch1" in m:
-        budget = m.get("latency_budget_ms")
-        met = "" if budget is None else \
-            f", {'within' if m.get('within_latency_budget') else 'over'} the {budget:g} ms budget"
-        lines.append(f"Latency per input (preprocessing + forward, batch 1): p50 {m['latency_ms_batch1']:.1f} ms, "
-                     f"p95 {m.get('latency_ms_p95_batch1', float('nan')):.1f} ms on "
-                     f"{_cell(m.get('latency_hardware') or m.get('device', '?'))}{met}.\n")
+    latency = latency_text(m)
+    if latency:
+        lines.append(f"Latency per input (preprocessing + forward, batch 1): {_cell(latency, limit=200)}.\n")
     tta = m.get("tta")
     if isinstance(tta, dict) and "accuracy" in m:
         lines.append(f"Test-time augmentation (`{_cell(tta.get('mode'))}`): {split} accuracy {tta['accuracy']:.4f} "

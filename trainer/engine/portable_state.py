@@ -22,17 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer.checkpoint.write import write_json
+
 FILES = ("model.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors", "rng.json",
          "train_state.json")
 EMA_FILE = "ema.safetensors"
 FORMAT = 1  # bump when the layout changes; load() refuses a newer one
-
-
-def _write_json(path: Path, obj) -> None:
-    """JSON via temp file + rename."""
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
 
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -99,11 +94,11 @@ def save(folder: Path, model: torch.nn.Module, optimizer, train_state: dict,
         _save_tensors(folder / EMA_FILE, ema.state_dict())
     tensors, plain = split_optimizer(optimizer.state_dict())
     _save_tensors(folder / "optimizer.safetensors", tensors)
-    _write_json(folder / "optimizer.json", plain)
+    write_json(folder / "optimizer.json", plain)
     tensors, plain = rng_state()
     _save_tensors(folder / "rng.safetensors", tensors)
-    _write_json(folder / "rng.json", plain)
-    _write_json(folder / "train_state.json", {"format": FORMAT, **train_state})
+    write_json(folder / "rng.json", plain)
+    write_json(folder / "train_state.json", {"format": FORMAT, **train_state})
     return folder
 
 

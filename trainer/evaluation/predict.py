@@ -42,6 +42,20 @@ def device_name(device) -> str:
     return f"{name} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
 
+def latency_text(metrics: dict) -> str:
+    """What measure_latency recorded, for people: 'p50 X ms · p95 Y ms (within the N ms budget) on <hardware>'
+    ('' when the metrics have no latency)."""
+    if "latency_ms_batch1" not in metrics:
+        return ""
+    p95 = metrics.get("latency_ms_p95_batch1")
+    text = f"p50 {metrics['latency_ms_batch1']:.1f} ms" + (f" · p95 {p95:.1f} ms" if p95 is not None else "")
+    budget = metrics.get("latency_budget_ms")
+    if budget is not None:
+        text += f" ({'within' if metrics.get('within_latency_budget') else 'over'} the {budget:g} ms budget)"
+    where = metrics.get("latency_hardware") or metrics.get("device")
+    return text + (f" on {where}" if where else "")
+
+
 @torch.no_grad()
 def measure_latency(model: torch.nn.Module, prepare: Callable[[], torch.Tensor], device, runs: int = 20) -> dict:
     """p50 and p95 single-input latency (ms) of prepare() (the preprocessing) + forward, and batch-32 throughput.

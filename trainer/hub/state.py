@@ -51,7 +51,8 @@ def pull_state(ref: str, token: str | None, required: tuple[str, ...]) -> Path:
     from huggingface_hub import HfApi, snapshot_download
 
     repo_id, branch = parse_ref(ref)
-    api = HfApi(token=resolve_token(token))
+    token = resolve_token(token)
+    api = HfApi(token=token)
     try:
         files = api.list_repo_files(repo_id, revision=branch)
     except Exception as e:  # noqa: BLE001 - any failure to list is reported the same way, with its cause
@@ -66,6 +67,5 @@ def pull_state(ref: str, token: str | None, required: tuple[str, ...]) -> Path:
     if missing:
         raise UserError(f"--resume {ref}: branch {branch} has no training state ({', '.join(missing)} missing "
                         f"under {STATE_PREFIX}/); push it with --hub-push-state.")
-    path = snapshot_download(repo_id, revision=branch, allow_patterns=[f"{STATE_PREFIX}/*"],
-                             token=resolve_token(token))
+    path = snapshot_download(repo_id, revision=branch, allow_patterns=[f"{STATE_PREFIX}/*"], token=token)
     return Path(path) / STATE_PREFIX
