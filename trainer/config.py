@@ -311,7 +311,12 @@ class TrainConfig:
     output_dir: str = help_field("outputs/run", "where the checkpoint, eval/ and state/ go")
     overwrite_output_dir: bool = help_field(False, "replace a previous run in --output-dir instead of refusing")
     epochs: int = help_field(10, "training epochs")
-    max_steps: int | None = help_field(None, "stop after this many optimizer steps (overrides --epochs)")
+    max_steps: int | None = help_field(None, "stop after this many optimizer steps (overrides --epochs); the LR "
+                                       "schedule ends there")
+    time_budget: float | None = help_field(
+        None, "minutes for the whole command: the steps are planned from the measured speed so that training plus "
+        "the final evaluation end within it, with the LR schedule stretched over them (--epochs/--max-steps, when "
+        "given, cap the plan); planned vs actual in manifest.json")
     batch_size: int = help_field(64, "per-process training batch size")
     eval_batch_size: int | None = help_field(None, "per-process eval batch size (default: 2 x --batch-size)")
     grad_accum: int = help_field(1, "gradient accumulation steps")
@@ -340,8 +345,12 @@ class TrainConfig:
     lr_find_iters: int = help_field(100, "steps of the LR range test (--lr-find, --lr auto)")
     resume: str | None = help_field(None, "'auto' (latest state in --output-dir) or a state dir")
     seed: int = help_field(42, "random seed (data split, init, augmentation)")
+    # the options the user set (CLI or --config), as opposed to defaults: the automatic choices never override them
+    explicit: list = field(default_factory=list, metadata={"internal": True})
 
     def __post_init__(self) -> None:
+        if self.time_budget is not None and not 0 < self.time_budget <= 7 * 24 * 60:
+            raise UserError(f"--time-budget is in minutes, within (0, 10080]; got {self.time_budget}.")
         for name in ("epochs", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}.")
@@ -379,7 +388,7 @@ def _flag_fields() -> list[tuple[str | None, dataclasses.Field, Any]]:
             cls = SECTIONS_CLASSES[f.name]
             hints = typing.get_type_hints(cls)
             out += [(f.name, sub, hints[sub.name]) for sub in dataclasses.fields(cls)]
-        else:
+        elif not f.metadata.get("internal"):
             out.append((None, f, typing.get_type_hints(TrainConfig)[f.name]))
     return out
 
@@ -461,9 +470,15 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
             raise UserError(f"--config {yaml_path} must hold a mapping of option: value.")
         flat.update(_flatten(loaded))
     flat.update(args)
-    return _from_flat(flat)
+    cfg = _from_flat(flat)
+    cfg.explicit = sorted(flat)
+    return cfg
 
 
 def load_train_config(path: Path) -> TrainConfig:
     """Read a saved train_config.json back into a TrainConfig."""
-    return _from_flat(_flatten(json.loads(Path(path).read_text())))
+    flat = _flatten(json.loads(Path(path).read_text()))
+    explicit = flat.pop("explicit", [])
+    cfg = _from_flat(flat)
+    cfg.explicit = explicit
+    return cfg

@@ -8,13 +8,15 @@ from trainer.errors import exit_on_user_error, scrub_artifact
 
 def main(argv: list[str] | None = None) -> dict:
     """Parse flags → load data → train (or K folds) → evaluate → write the checkpoint."""
+    import psutil  # an Accelerate dependency
+
+    start = psutil.Process().create_time()  # --time-budget counts the whole command: imports and data loading too
     # imported here, not at the top: --help and flag errors answer before torch, datasets and accelerate load
     from accelerate.utils import set_seed
 
     from trainer.data.bundle import build_data
     from trainer.data.splits import check_classes
-    from trainer.engine.folds import run_folds
-    from trainer.engine.run import check_output_dir, clear_previous, make_accelerator, run_training
+    from trainer.engine.run import check_output_dir, clear_previous, make_accelerator
 
     cfg: TrainConfig = parse_config(argv)
     out = check_output_dir(cfg, cfg.overwrite_output_dir)
@@ -53,13 +55,28 @@ def main(argv: list[str] | None = None) -> dict:
             accelerator.end_training()
             return found
         cfg.optim.lr = found["suggestion"]  # train_config.json records the LR actually used
-    result = run_folds(cfg, accelerator, bundle, out, run_training) if cfg.folds else \
-        run_training(cfg, accelerator, bundle, out)
+    result = train_within_budget(cfg, accelerator, bundle, out, start)
     if cfg.hub.push_to_hub and accelerator.is_main_process:
         from trainer.hub.publish import publish
 
         publish(cfg.hub, out)
     return result
+
+
+def train_within_budget(cfg: TrainConfig, accelerator, bundle, out, start: float) -> dict:
+    """One run or K folds, within --time-budget (counted from `start`) when set."""
+    import functools
+
+    from trainer.engine.budget import Budget
+    from trainer.engine.folds import run_folds
+    from trainer.engine.run import run_training
+
+    train_one = run_training
+    if cfg.time_budget is not None:  # K folds share the budget: each takes an equal part of what is left
+        budget = Budget(cfg.time_budget * 60, start=start, parts_left=cfg.folds or 1)
+        train_one = functools.partial(run_training, budget=budget)
+    return run_folds(cfg, accelerator, bundle, out, train_one) if cfg.folds else train_one(cfg, accelerator, bundle,
+                                                                                           out)
 
 
 def quick_preflight(bundle, say) -> dict:

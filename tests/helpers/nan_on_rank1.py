@@ -10,15 +10,15 @@ import trainer.engine.loop as loop  # noqa: E402
 from trainer.errors import exit_on_user_error  # noqa: E402
 from trainer.train import main  # noqa: E402
 
-_check, _calls = loop.finite_everywhere, [0]
+_check, _calls = loop.check_step, [0]
 
 
-def _poisoned(accelerator, loss):
+def _poisoned(accelerator, loss, signal=0.0):
     _calls[0] += 1
     if accelerator.process_index == 1 and _calls[0] >= 3:
         loss = loss * float("nan")
-    return _check(accelerator, loss)
+    return _check(accelerator, loss, signal)
 
 
-loop.finite_everywhere = _poisoned
+loop.check_step = _poisoned
 exit_on_user_error(lambda: main(sys.argv[1:]))

@@ -32,6 +32,7 @@ class TrainState:
     # loss sum, so a resumed epoch skips exactly those batches and reports the same mean loss
     batches_done: int = 0
     epoch_loss_sum: float = 0.0
+    plan: dict | None = None  # --time-budget: the latest plan (a resumed run keeps its schedule)
 
     def state_dict(self) -> dict:
         """For Accelerate's register_for_checkpointing."""
@@ -80,12 +81,14 @@ def find_resume(out: Path, resume: str | None) -> Path | None:
     return states[-1] if states else None
 
 
-def finite_everywhere(accelerator, loss: torch.Tensor) -> bool:
-    """Whether the loss is finite on every process (one all-reduce of a flag; a NaN on one rank stops all)."""
-    bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0], device=loss.device)
+def check_step(accelerator, loss: torch.Tensor, signal: float = 0.0) -> tuple[bool, float]:
+    """(whether the loss is finite on every process, rank 0's --time-budget signal): one all-reduce of both, so a
+    NaN on one rank stops all, and all follow rank 0's clock."""
+    flags = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0,
+                          signal if accelerator.is_main_process else 0.0], device=loss.device)
     if accelerator.num_processes > 1:
-        bad = accelerator.reduce(bad, reduction="sum")
-    return bool(bad.item() == 0)
+        flags = accelerator.reduce(flags, reduction="sum")
+    return bool(flags[0].item() == 0), float(flags[1].item())
 
 
 def save_epoch_state(accelerator, out: Path, epoch: int, name: str | None = None) -> Path:
@@ -152,14 +155,19 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
     batches = _resumed_batches(loader) if st.batches_done else loader
     bar = tqdm(batches, desc=f"epoch {epoch + 1}/{ctx.epochs}", disable=not accelerator.is_main_process,
                leave=False, initial=st.batches_done, total=length)
+    pacer = ctx.pacer if accelerator.is_main_process else None  # --time-budget runs on rank 0's clock
+    if pacer is not None:
+        pacer.pause()  # validation and saving since the last step are not step time
     for x, y, _ in bar:
+        signal = pacer.signal() if pacer is not None else 0.0
         with accelerator.accumulate(ctx.model):
             x = ctx.loaders.train_preprocess(x)
             if ctx.mixup is not None:
                 x, y = ctx.mixup(x, y)
             with accelerator.autocast():
                 loss = ctx.criterion(ctx.model(x), y)
-            if not finite_everywhere(accelerator, loss):  # every rank stops together: none waits in a collective
+            finite, signal = check_step(accelerator, loss, signal)
+            if not finite:  # every rank stops together: none waits in a collective
                 raise UserError(f"loss became non-finite at step {st.step} (epoch {epoch + 1}) on "
                                 f"{'a process' if accelerator.num_processes > 1 else 'this run'}; the last good state "
                                 f"is in {ctx.out / STATE_DIR}. Lower --lr or set --clip-grad, then --resume auto.")
@@ -170,24 +178,46 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
             ctx.optimizer.zero_grad(set_to_none=True)
         total, count = total + loss.item(), count + 1
         if accelerator.sync_gradients:
-            st.step += 1
-            ctx.scheduler.step_update(st.step)
-            if ctx.ema is not None:
-                ctx.ema.update(accelerator.unwrap_model(ctx.model), step=st.step)
-            meter.step()
-            if st.step % cfg.log_interval == 0:
-                accelerator.print(f"step {st.step} loss {loss.item():.4f} lr {ctx.optimizer.param_groups[0]['lr']:.2e} "
-                          f"{meter.interval_rate():.1f} img/s", flush=True)
-            if cfg.checkpointing_steps and st.step % cfg.checkpointing_steps == 0:
-                st.batches_done, st.epoch_loss_sum = count, total  # where a resume picks up
-                path = save_epoch_state(accelerator, ctx.out, epoch, name=f"step_{st.step}")
-                accelerator.print(f"saved state {path} (step {st.step}, epoch {epoch + 1})", flush=True)
+            after_step(ctx, loss, meter, epoch, (count, total))
         bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{ctx.optimizer.param_groups[0]['lr']:.2e}")
+        if signal and follow_signal(ctx, signal, epoch):
+            break
         if cfg.max_steps is not None and st.step >= cfg.max_steps:
             break
     ctx.last_rate = meter.epoch_rate()
     st.batches_done, st.epoch_loss_sum = 0, 0.0  # the epoch is complete: its epoch_E state starts the next afresh
     return total / max(count, 1)
+
+
+def after_step(ctx: "LoopContext", loss: torch.Tensor, meter: "Throughput", epoch: int, done: tuple) -> None:
+    """After an optimizer step: schedule, EMA, throughput, the loss line, and --checkpointing-steps state (with
+    `done` = (batches, loss sum) of this epoch so far, where a resume picks up)."""
+    accelerator, cfg, st = ctx.accelerator, ctx.cfg, ctx.state
+    st.step += 1
+    ctx.scheduler.step_update(st.step)
+    if ctx.ema is not None:
+        ctx.ema.update(accelerator.unwrap_model(ctx.model), step=st.step)
+    meter.step()
+    if st.step % cfg.log_interval == 0:
+        accelerator.print(f"step {st.step} loss {loss.item():.4f} lr {ctx.optimizer.param_groups[0]['lr']:.2e} "
+                          f"{meter.interval_rate():.1f} img/s", flush=True)
+    if cfg.checkpointing_steps and st.step % cfg.checkpointing_steps == 0:
+        st.batches_done, st.epoch_loss_sum = done
+        path = save_epoch_state(accelerator, ctx.out, epoch, name=f"step_{st.step}")
+        accelerator.print(f"saved state {path} (step {st.step}, epoch {epoch + 1})", flush=True)
+
+
+def follow_signal(ctx: "LoopContext", signal: float, epoch: int) -> bool:
+    """Rank 0's --time-budget signal, taken by every rank: plan the steps, or stop at the deadline (returns True)."""
+    from trainer.engine.budget import Pacer
+
+    if signal == Pacer.STOP:
+        ctx.stopped = True
+        ctx.accelerator.print(f"time budget: the deadline is near, training stops at step {ctx.state.step}",
+                              flush=True)
+        return True
+    apply_plan(ctx, epochs_done=epoch)
+    return False
 
 
 def _resumed_batches(loader):
@@ -255,6 +285,9 @@ class LoopContext:
     epochs: int
     out: Path
     last_rate: float | None = None  # training img/s of the last epoch
+    steps_per_epoch: int = 1  # optimizer steps per epoch and process
+    pacer: object | None = None  # --time-budget: trainer.engine.budget.Pacer
+    stopped: bool = False  # the time budget's deadline ended training early
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -291,9 +324,15 @@ def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict],
         on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainState:
     """Epochs of train → validate → keep best → save state (→ on_epoch_end), until epochs, steps or patience end."""
     accelerator, cfg, st = ctx.accelerator, ctx.cfg, ctx.state
-    for epoch in range(st.epoch + 1, ctx.epochs):
+    epoch = st.epoch + 1
+    while epoch < ctx.epochs:  # a --time-budget plan may change ctx.epochs on the way
         train_loss = train_one_epoch(ctx, epoch)
+        started = time.perf_counter()
         metrics = validate(ctx.eval_model)
+        if ctx.pacer is not None:  # the measured validation re-plans the rest (every rank takes part)
+            ctx.pacer.val_s = time.perf_counter() - started
+            if not ctx.stopped and (cfg.max_steps is None or st.step < cfg.max_steps):  # never reopen a finished one
+                apply_plan(ctx, epochs_done=epoch + 1)
         value = metrics[cfg.metric]
         st.epoch = epoch
         if improved(cfg, value, st.best):
@@ -313,9 +352,34 @@ def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict],
             push_training_state(ctx)
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
-        if cfg.max_steps is not None and st.step >= cfg.max_steps:
+        if ctx.stopped or (cfg.max_steps is not None and st.step >= cfg.max_steps):
             break
         if cfg.patience is not None and st.bad_epochs >= cfg.patience:
             accelerator.print(f"early stopping: no {cfg.metric} improvement for {cfg.patience} epochs", flush=True)
             break
+        epoch += 1
     return st
+
+
+def apply_plan(ctx: LoopContext, epochs_done: int) -> None:
+    """--time-budget: rank 0 plans the total steps from its timings, every rank takes the plan (max steps, epochs,
+    the LR schedule rebuilt over exactly those steps, resumed at the current step). A collective."""
+    from accelerate.utils import broadcast_object_list
+
+    from trainer.engine.optim import build_scheduler
+
+    cfg, st = ctx.cfg, ctx.state
+    plan = [None]
+    if ctx.accelerator.is_main_process:
+        plan = [ctx.pacer.plan(st.step, ctx.steps_per_epoch, epochs_done)]
+    plan = broadcast_object_list(plan)[0]
+    first = st.plan is None
+    st.plan = plan
+    cfg.max_steps, ctx.epochs = plan["total_steps"], plan["epochs"]
+    ctx.scheduler = build_scheduler(ctx.optimizer, cfg, ctx.steps_per_epoch, plan["warmup_epochs"])
+    ctx.scheduler.step_update(st.step)
+    if first:
+        epochs = plan["total_steps"] / ctx.steps_per_epoch
+        ctx.accelerator.print(f"time budget: {plan['total_steps']} steps ({epochs:.2f} epochs) fit; "
+                              f"{plan['step_s'] * 1000:.0f} ms/step, validation {plan['val_s']:.1f} s, final "
+                              f"evaluation + writing {plan['final_s']:.1f} s", flush=True)

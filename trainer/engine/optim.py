@@ -35,7 +35,6 @@ def set_phase(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch: int) ->
 def build_optim(model: torch.nn.Module, cfg: TrainConfig, steps_per_epoch: int) -> tuple:
     """timm optimizer + per-step timm scheduler; returns (optimizer, scheduler, total epochs)."""
     from timm.optim import create_optimizer_v2
-    from timm.scheduler import create_scheduler_v2
 
     o = cfg.optim
     # torch's fused (single-kernel) Adam/AdamW on CUDA; timm passes the keyword through to torch.optim
@@ -43,10 +42,21 @@ def build_optim(model: torch.nn.Module, cfg: TrainConfig, steps_per_epoch: int) 
     optimizer = create_optimizer_v2(param_groups(model, o.weight_decay), opt=o.opt, lr=o.lr,
                                     weight_decay=o.weight_decay, **fused)
     epochs = cfg.epochs if cfg.max_steps is None else max(1, math.ceil(cfg.max_steps / steps_per_epoch))
+    return optimizer, build_scheduler(optimizer, cfg, steps_per_epoch), epochs
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int,
+                    warmup_epochs: float | None = None):
+    """timm's per-step scheduler over --epochs, or exactly --max-steps steps when set (the schedule ends there)."""
+    from timm.scheduler import create_scheduler_v2
+
+    o = cfg.optim
+    epochs = cfg.epochs if cfg.max_steps is None else cfg.max_steps / steps_per_epoch
     scheduler, _ = create_scheduler_v2(optimizer, sched=o.sched, num_epochs=epochs, min_lr=o.min_lr,
-                                       warmup_epochs=o.warmup_epochs, warmup_lr=o.lr * 0.01,
-                                       step_on_epochs=False, updates_per_epoch=steps_per_epoch)
-    return optimizer, scheduler, epochs
+                                       warmup_epochs=o.warmup_epochs if warmup_epochs is None else warmup_epochs,
+                                       warmup_lr=o.lr * 0.01, step_on_epochs=False,
+                                       updates_per_epoch=steps_per_epoch)
+    return scheduler
 
 
 def build_loss(cfg: TrainConfig, loaders: Loaders, num_classes: int) -> tuple[Callable, Callable | None]:

@@ -20,13 +20,14 @@ from trainer.data.bundle import DataBundle
 from trainer.data.loaders import build_audio_loaders, build_loaders
 from trainer.data.streaming import build_stream_loaders
 from trainer.data.waves import SpectrogramRows
+from trainer.engine.budget import Budget, Pacer
 from trainer.engine.loop import LoopContext, TrainState, find_resume, fit
 from trainer.engine.optim import build_loss, build_optim
 from trainer.errors import UserError
 from trainer.evaluation.calibration import fit_temperature, per_sample_loss
 from trainer.evaluation.predict import measure_latency, predict
 from trainer.evaluation.report import full_metrics, group_metrics, quick_metrics
-from trainer.evaluation.tta import TTA
+from trainer.evaluation.tta import NUM_VIEWS, TTA
 from trainer.hub.push import EpochPusher
 from trainer.model import create_model, resolve_data_cfg, set_pretrained_cfg
 
@@ -123,11 +124,30 @@ def find_lr(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> dic
     return found
 
 
-def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> tuple[LoopContext, dict]:
+def make_pacer(cfg: TrainConfig, budget: Budget, loaders, num_processes: int) -> Pacer:
+    """The --time-budget pacer of this run (or fold): its deadline, what it evaluates, the user's caps."""
+    steps = len(loaders.train) if loaders.sharded else len(loaders.train) // num_processes
+    steps = max(1, steps // cfg.grad_accum)
+    n_val = len(loaders.val.dataset)
+    n_final = n_val + (len(loaders.test.dataset) if loaders.test is not None else 0)
+    cap = cfg.max_steps if "max_steps" in cfg.explicit else \
+        cfg.epochs * steps if "epochs" in cfg.explicit else None
+    views = 1 + (NUM_VIEWS[cfg.tta] if cfg.tta != "none" else 0)  # --tta evaluates its views beside the plain pass
+    return Pacer(budget.next_deadline(), {"val": -(-n_val // num_processes), "final": -(-n_final // num_processes)},
+                 cfg.batch_size * cfg.grad_accum, cfg.grad_accum, eval_views=views, cap_steps=cap,
+                 warmup_epochs=cfg.optim.warmup_epochs if "warmup_epochs" in cfg.explicit else None,
+                 default_warmup=cfg.optim.warmup_epochs)
+
+
+def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path,
+                  budget: Budget | None = None) -> tuple[LoopContext, dict]:
     """Model, data config, loaders and optimizer, all prepared by Accelerate; resumes when asked."""
     model, loaders, data_cfg = build_model_and_loaders(cfg, accelerator, bundle)
     per_process = len(loaders.train) if loaders.sharded else len(loaders.train) // accelerator.num_processes
     steps = max(1, per_process // cfg.grad_accum)
+    pacer = make_pacer(cfg, budget, loaders, accelerator.num_processes) if budget is not None else None
+    if pacer is not None and "epochs" not in cfg.explicit and "max_steps" not in cfg.explicit:
+        cfg.max_steps = None  # planned after the first timed steps; until then the default schedule runs
     optimizer, scheduler, epochs = build_optim(model, cfg, steps)
     criterion, mixup = build_loss(cfg, loaders, len(bundle.label_names))
     model, optimizer, loaders.train, loaders.val = accelerator.prepare(model, optimizer, loaders.train, loaders.val)
@@ -146,20 +166,28 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) 
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
     ctx = LoopContext(cfg, accelerator, model, optimizer, scheduler, loaders, criterion, mixup, ema, state,
-                      epochs, out)
+                      epochs, out, steps_per_epoch=steps, pacer=pacer)
     if cfg.hub.hub_push_state and accelerator.num_processes > 1:
         raise UserError("--hub-push-state carries one process's RNG state: run it with one process for now.")
     if cfg.resume and cfg.resume.startswith("hf-hub:"):
         resume_from_hub(cfg, accelerator, ctx)
-        return ctx, data_cfg
-    resume = find_resume(out, cfg.resume)
-    if resume is not None:
-        accelerator.load_state(str(resume))
-        within = f", {state.batches_done} batches into epoch {state.epoch + 2}" if state.batches_done else ""
-        accelerator.print(f"resumed from {resume} (epoch {state.epoch + 1} done, step {state.step}{within})",
-                          flush=True)
-    elif cfg.resume:
-        accelerator.print(f"--resume {cfg.resume}: no saved state in {out / STATE_DIR}, starting fresh", flush=True)
+    else:
+        resume = find_resume(out, cfg.resume)
+        if resume is not None:
+            accelerator.load_state(str(resume))
+            within = f", {state.batches_done} batches into epoch {state.epoch + 2}" if state.batches_done else ""
+            accelerator.print(f"resumed from {resume} (epoch {state.epoch + 1} done, step {state.step}{within})",
+                              flush=True)
+        elif cfg.resume:
+            accelerator.print(f"--resume {cfg.resume}: no saved state in {out / STATE_DIR}, starting fresh",
+                              flush=True)
+    if state.plan is not None:  # a resumed --time-budget run keeps its planned schedule
+        from trainer.engine.optim import build_scheduler
+
+        cfg.max_steps, ctx.epochs = state.plan["total_steps"], state.plan["epochs"]
+        ctx.scheduler = build_scheduler(optimizer, cfg, steps, state.plan["warmup_epochs"])
+        if pacer is not None:
+            pacer.planned = True
     return ctx, data_cfg
 
 
@@ -250,10 +278,10 @@ def hardware(accelerator) -> dict:
             "torch_threads": torch.get_num_threads(), "mixed_precision": accelerator.mixed_precision}
 
 
-def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> dict:
-    """Train, evaluate and write the checkpoint into `out`; return {split: metrics}."""
+def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, budget: Budget | None = None) -> dict:
+    """Train, evaluate and write the checkpoint into `out` (within `budget` when given); return {split: metrics}."""
     start = time.time()
-    ctx, data_cfg = build_context(cfg, accelerator, bundle, out)
+    ctx, data_cfg = build_context(cfg, accelerator, bundle, out, budget)
     if accelerator.is_main_process:
         (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
@@ -289,11 +317,18 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -
                   "skipped_files": bundle.skipped}
         run_manifest = manifest(sys.argv, cfg.to_dict(), bundle.source, time.time() - start,
                                 {**hardware(accelerator), **timing})
+        if budget is not None:  # planned vs actual (the very end is printed once the files are written)
+            run_manifest["time_budget"] = {"budget_s": budget.seconds, "plan": ctx.state.plan,
+                                           "stopped_at_deadline": ctx.stopped,
+                                           "elapsed_at_evaluation_end_s": round(time.time() - budget.start, 1)}
         write_checkpoint(out, model, data_cfg, bundle.label_names, temperature, cfg.to_dict(), results, preds,
                          sample_ds, bundle.input_column, ctx.state.history, run_manifest, audio=ctx.loaders.audio,
                          preflight=bundle.preflight, state_dict=weights)
         accelerator.print(f"checkpoint written to {out} ({primary} accuracy "
                           f"{results[primary]['metrics']['accuracy']:.4f})", flush=True)
+        if budget is not None:
+            accelerator.print(f"time budget {budget.seconds / 60:g} min: ended {time.time() - budget.start:.1f} s "
+                              f"after the start ({budget.seconds:.0f} s allowed)", flush=True)
         for split, r in results.items():
             for value, m in r.get("groups", {}).get("groups", {}).items():
                 accelerator.print(f"  {split} {cfg.data.group_column}={value}: accuracy {m['accuracy']:.4f} "
