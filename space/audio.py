@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from space import classifier
-from space.handlers import DEFAULT_TOP_K, Handlers, _top, as_gr_error, pin_warning, user_error
+from space.handlers import DEFAULT_TOP_K, Handlers, _top, as_gr_error, ood_line, ood_note, pin_warning, user_error
 from space.images import guard_upload, md_escape
 from trainer.audio.decode import load_waveform
 from trainer.audio.frontend import LogMel, sliding_window_logits, spectrogram_image, window_starts
@@ -110,4 +110,6 @@ class AudioHandlers:
         done = time.perf_counter()
         ms = {"decode": 1000 * (decoded - start), "model": 1000 * (done - decoded), "total": 1000 * (done - start)}
         labels = dict(zip(clf.labels, map(float, probs), strict=True))
-        return _top(labels, DEFAULT_TOP_K), image, describe_input(info, len(windows), cfg, ms)
+        known = clf.known(mean.numpy())  # the mean logits over the windows, as classified
+        notes = ood_line(known) + describe_input(info, len(windows), cfg, ms) + ood_note(known)
+        return _top(labels, DEFAULT_TOP_K), image, notes

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from space.images import md_escape
@@ -17,6 +18,7 @@ from trainer.checkpoint.read import load_model, open_checkpoint
 from trainer.data.images import eval_transform
 from trainer.errors import UserError
 from trainer.evaluation.calibration import softmax
+from trainer.evaluation.ood import verdict
 from trainer.evaluation.tta import TTA
 
 # ref → what was loaded. Both stay empty until the first request or page load asks (importing loads nothing).
@@ -68,20 +70,27 @@ class Classifier:
         """Temperature fitted on validation data (1.0 when the checkpoint has none)."""
         return float(self.config.get("temperature") or 1.0)
 
-    def probabilities(self, batch, tta: str = "none") -> list[dict[str, float]]:
-        """{label: calibrated probability} per row of an already preprocessed float batch (N, …); tta 'flip' or
-        'flip-crops' averages the logits over those views (trainer.evaluation.tta, as validate.py --tta does)."""
+    def probabilities(self, batch, tta: str = "none") -> tuple[list[dict[str, float]], np.ndarray]:
+        """({label: calibrated probability} per row, raw logits) of an already preprocessed float batch (N, …); tta
+        'flip' or 'flip-crops' averages the logits over those views (trainer.evaluation.tta, as validate.py)."""
         with torch.inference_mode():
             logits = (TTA(self.model, tta) if tta != "none" else self.model)(batch).float().numpy()
         probs = softmax(logits, self.temperature)
-        return [dict(zip(self.labels, map(float, row), strict=True)) for row in probs]
+        return [dict(zip(self.labels, map(float, row), strict=True)) for row in probs], logits
 
-    def predict_images(self, images: list, tta: str = "none") -> tuple[list[dict[str, float]], float]:
-        """({label: prob} per RGB PIL image, milliseconds for preprocessing + one batched forward pass)."""
+    def predict_images(self, images: list, tta: str = "none") -> tuple[list[dict[str, float]], float, np.ndarray]:
+        """({label: prob} per RGB PIL image, milliseconds for preprocessing + one batched forward pass, logits)."""
         start = time.perf_counter()
         batch = torch.stack([self.transform(im) for im in images])
-        out = self.probabilities(batch, tta)
-        return out, 1000 * (time.perf_counter() - start)
+        out, logits = self.probabilities(batch, tta)
+        return out, 1000 * (time.perf_counter() - start), logits
+
+    def known(self, logits: np.ndarray) -> dict:
+        """The out-of-distribution verdict of one row of logits: its energy score, the checkpoint's threshold
+        (None for checkpoints older than schema 5) and whether the input looks like one of the known classes."""
+        score, unknown = verdict(logits, self.config.get("ood"))
+        threshold = (self.config.get("ood") or {}).get("threshold")
+        return {"ood_score": score, "ood_threshold": threshold, "known": None if unknown is None else not unknown}
 
 
 def _build(ref: str, modality: str) -> Classifier:

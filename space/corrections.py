@@ -109,7 +109,7 @@ class Corrections:
         clf = classifier.load_classifier(self.handlers._ref("image"), "image")
         check_label(label, clf.labels)
         upload = image_upload(image, flywheel.caps)
-        (probs,), _ms = clf.predict_images([upload.decoded])
+        (probs,), _ms, _logits = clf.predict_images([upload.decoded])
         saved = flywheel.save(upload, label, clf.labels, _meta(clf.ref, clf.path, probs), self._client(request))
         return _message(saved, label, flywheel.caps)
 

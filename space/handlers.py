@@ -17,6 +17,7 @@ from space.settings import NO_AUDIO_MODEL, NO_IMAGE_MODEL, NO_MODEL_ON_SPACE, Se
 from trainer.errors import UserError, scrub
 from trainer.evaluation import explain
 from trainer.evaluation.calibration import softmax
+from trainer.evaluation.ood import UNKNOWN
 from trainer.evaluation.tta import NUM_VIEWS, TTA_MODES
 
 log = logging.getLogger("timm_space.app")
@@ -63,6 +64,27 @@ def _top(probs: dict[str, float], k) -> dict[str, float]:
         raise InputError("top_k must be a whole number from 1 to the number of classes.")
     k = max(1, min(k, len(probs)))
     return dict(sorted(probs.items(), key=lambda kv: -kv[1])[:k])
+
+
+def ood_line(known: dict) -> str:
+    """The info line that opens a prediction when the input is out of distribution ('' otherwise)."""
+    if known["known"] is not False:
+        return ""
+    return (f"⚠️ **{UNKNOWN}**: the out-of-distribution score {known['ood_score']:.2f} is over the threshold "
+            f"{known['ood_threshold']:.2f} fitted on validation data; the top guesses are shown anyway.\n\n")
+
+
+def ood_note(known: dict) -> str:
+    """The info note with the out-of-distribution score (and its threshold when the checkpoint has one)."""
+    if known["ood_threshold"] is None:
+        return f"\n- out-of-distribution score {known['ood_score']:.2f} (no threshold in this checkpoint)"
+    return f"\n- out-of-distribution score {known['ood_score']:.2f} (threshold {known['ood_threshold']:.2f})"
+
+
+def api_answer(labels: dict[str, float], known: dict) -> dict:
+    """The JSON answer of /classify_image."""
+    word = {True: "known", False: UNKNOWN, None: "no out-of-distribution threshold in this checkpoint"}
+    return {"labels": labels, **known, "verdict": word[known["known"]]}
 
 
 def pin_warning(choice) -> str:
@@ -118,7 +140,7 @@ class Handlers:
         clf = classifier.load_classifier(self._ref("image"), "image")
         start = time.perf_counter()  # after the (once per process) model load: serving time, not start-up time
         rgb, notes = decode_image(image)
-        (probs,), model_ms = clf.predict_images([rgb], tta)
+        (probs,), model_ms, logits = clf.predict_images([rgb], tta)
         total_ms = 1000 * (time.perf_counter() - start)
         self.latency.record("image", total_ms)
         views = f" over {NUM_VIEWS[tta]} views (TTA {tta})" if tta != "none" else ""
@@ -127,7 +149,19 @@ class Handlers:
         eval_line = eval_results.served_latency_line(clf.path)
         if eval_line:
             info += f"\n\nmeasured at evaluation: {md_escape(eval_line, 300)}"
-        return _top(probs, top_k), info + "".join(f"\n- {n}" for n in notes)
+        known = clf.known(logits[0])
+        return _top(probs, top_k), ood_line(known) + info + "".join(f"\n- {n}" for n in notes) + ood_note(known)
+
+    @as_gr_error
+    def classify_image(self, image, top_k: float = DEFAULT_TOP_K) -> dict:
+        """API only: {labels: {label: calibrated probability} top k, ood_score, ood_threshold, known, verdict}."""
+        if image is None:
+            raise InputError("no image: pass one (a gradio FileData, as /predict_image takes it).")
+        guard_upload(image)
+        clf = classifier.load_classifier(self._ref("image"), "image")
+        rgb, _notes = decode_image(image)
+        (probs,), _ms, logits = clf.predict_images([rgb])
+        return api_answer(_top(probs, top_k), clf.known(logits[0]))
 
     @as_gr_error
     def explain_image(self, image, target: str | None = None):

@@ -61,16 +61,22 @@ def _image_tab(demo: gr.Blocks, handlers: Handlers, corrections: Corrections) ->
 
 
 def _batch_api(handlers: Handlers) -> None:
-    """/predict_image_batch: API only (hidden components); gradio batches concurrent requests into one call."""
+    """/predict_image_batch and /classify_image: API only (hidden components); gradio batches concurrent requests to
+    the first into one call."""
     with gr.Row(visible=False):
         image = gr.Image(type="filepath", image_mode=None, label="Image")
         top_k = gr.Number(value=DEFAULT_TOP_K, precision=0, label="Top k")
         label = gr.Label(label="Prediction")
         message = gr.Textbox(label="Error message (empty on success)")
         trigger = gr.Button("batch")
+        answer = gr.JSON(label="Answer")
+        classify = gr.Button("classify")
     trigger.click(handlers.predict_image_batch, inputs=[image, top_k], outputs=[label, message],
                   api_name="predict_image_batch", preprocess=False, batch=True, max_batch_size=MAX_BATCH,
                   concurrency_limit=1)
+    # /classify_image: the top k with the out-of-distribution score, threshold and verdict, as JSON
+    classify.click(handlers.classify_image, inputs=[image, top_k], outputs=answer, api_name="classify_image",
+                   preprocess=False, concurrency_limit=IMAGE_CONCURRENCY, concurrency_id="predict_image")
 
 
 def _audio_tab(demo: gr.Blocks, audio: AudioHandlers, corrections: Corrections) -> None:

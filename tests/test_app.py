@@ -14,7 +14,7 @@ from tests.helpers.app import CONVERTED, REFUSED, free_port, photo, write_conver
 from tests.helpers.cli import REPO, cli_env
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a test run
-ENDPOINTS = {"/predict_image", "/predict_image_batch", "/predict_audio", "/metrics", "/metrics_view",
+ENDPOINTS = {"/predict_image", "/predict_image_batch", "/classify_image", "/predict_audio", "/metrics", "/metrics_view",
              "/image_model", "/audio_model", "/confusion_matrix", "/confused_samples", "/pick_example",
              "/pick_pair", "/correction_labels", "/save_correction", "/audio_correction_labels",
              "/save_audio_correction", "/explain_image", "/pick_cell", "/cell_summary"}
@@ -72,6 +72,54 @@ def test_predict_image_gives_calibrated_probabilities_over_the_checkpoint_labels
     top3, _ = client.predict(_upload(tmp_path / "shirt.png"), 3, api_name="/predict_image")
     assert list(_probs(top3)) == sorted(probs, key=probs.get, reverse=True)[:3]
     assert client.predict(None, 5, api_name="/predict_image")[1] == ""  # a cleared input is not an error
+
+
+def test_an_input_over_the_ood_threshold_is_not_one_of_the_known_classes(smoke_run, tmp_path):
+    """The threshold of a copied checkpoint placed between the energy scores of two inputs: the API says which one
+    is out of distribution, with its score, and still returns its top guesses."""
+    import shutil
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from space.settings import ModelChoice, Settings
+    from trainer.checkpoint.integrity import digests
+    from trainer.checkpoint.read import load_model
+    from trainer.data.images import eval_transform
+    from trainer.evaluation.ood import UNKNOWN, energy_score
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(smoke_run, ckpt)
+    config = json.loads((ckpt / "config.json").read_text())
+    assert config["ood"]["score"] == "energy" and config["ood"]["target_recall"] == 0.95  # written by training
+    photo().save(tmp_path / "shirt.png")
+    Image.new("RGB", (40, 40), (255, 255, 255)).save(tmp_path / "blank.png")
+    model, transform = load_model(ckpt), eval_transform(config["pretrained_cfg"])
+    x = np.stack([transform(Image.open(tmp_path / n).convert("RGB")).numpy() for n in ("shirt.png", "blank.png")])
+    with torch.inference_mode():
+        scores = energy_score(model(torch.from_numpy(x)).numpy())
+    assert abs(scores[0] - scores[1]) > 1e-3
+    config["ood"]["threshold"] = float(scores.mean())
+    (ckpt / "config.json").write_text(json.dumps(config))
+    manifest = json.loads((ckpt / "manifest.json").read_text())  # the edit, recorded as a writer would
+    manifest["files"] = digests(ckpt)
+    (ckpt / "manifest.json").write_text(json.dumps(manifest))
+    demo, client = _launch(Settings(image=ModelChoice(str(ckpt), "test fixture")))
+    try:
+        answers = {n: client.predict(_upload(tmp_path / n), 3, api_name="/classify_image")
+                   for n in ("shirt.png", "blank.png")}
+        infos = {n: client.predict(_upload(tmp_path / n), 3, api_name="/predict_image")[1]
+                 for n in ("shirt.png", "blank.png")}
+    finally:
+        demo.close()
+    inside, outside = ("shirt.png", "blank.png") if scores[0] < scores[1] else ("blank.png", "shirt.png")
+    assert answers[inside]["known"] is True and answers[inside]["verdict"] == "known"
+    assert answers[outside]["known"] is False and answers[outside]["verdict"] == UNKNOWN
+    for name, score in zip(("shirt.png", "blank.png"), scores, strict=True):
+        assert answers[name]["ood_score"] == pytest.approx(score, abs=1e-3)
+        assert len(answers[name]["labels"]) == 3  # the top guesses, either way
+    assert UNKNOWN in infos[outside] and UNKNOWN not in infos[inside]
 
 
 def test_bad_images_get_a_clear_message_and_the_app_keeps_serving(app, tmp_path):

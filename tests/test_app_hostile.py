@@ -191,6 +191,9 @@ def _tampered(smoke_run, tmp_path, **changes):
     ({"input_size": [64, 32, 32]}, "input_size"),
     ({"temperature": -1.0}, "temperature"),
     ({"temperature": 1e9}, "temperature"),
+    ({"ood": {"score": "energy", "threshold": "NaN"}}, "ood` block"),
+    ({"ood": {"score": "energy", "threshold": float("inf")}}, "ood` block"),
+    ({"ood": ["energy"]}, "ood` block"),
     ({"modality": "audio", "audio": {"sample_rate": 10**9}}, "audio` block"),
     ({"modality": "audio", "audio": {"clip_seconds": 60.0, "hop_length": 1}}, "audio` block"),
 ])

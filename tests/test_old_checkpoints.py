@@ -27,7 +27,7 @@ def test_old_image_checkpoint_in_the_app():
     with torch.inference_mode():
         logits = clf.model(torch.stack([clf.transform(im) for im in images])).float().numpy()
     np.testing.assert_allclose(logits, EXPECTED["app"]["image"], atol=ATOL, rtol=0)
-    probs, _ = clf.predict_images(images)
+    probs, _, _ = clf.predict_images(images)
     assert [max(p, key=p.get) for p in probs] == [clf.labels[i] for i in logits.argmax(1)]
 
 

@@ -1,5 +1,6 @@
 """--time-budget (trainer/engine/budget.py): the step plan on known timings, the caps and the warmup it picks, and a
-real 0.5-minute run on a tiny model that ends within ±15 % of its budget, the LR schedule stretched to its end."""
+real 0.5-minute run on a tiny model that ends within ±15 % of its budget, the LR schedule stretched to its end (the
+LR range test inside the budget: no --lr and no run length on a CPU choose it)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,6 @@ def test_a_half_minute_budget_ends_on_time_with_the_schedule_stretched(tmp_path)
     config = json.loads((tmp_path / "train_config.json").read_text())
     assert config["max_steps"] == plan["total_steps"] and "time_budget" in config["explicit"]
     assert "time budget:" in proc.stdout and "ended" in proc.stdout
+    # no --lr and no run length on a CPU: the trainer chose the LR with the range test, and said so
+    assert "chose --lr auto" in proc.stdout and config["optim"]["lr"] != "auto"
+    assert (tmp_path / "lr_find" / "lr_find.json").is_file()

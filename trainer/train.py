@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> dict:
         bundle.preflight = quick_preflight(bundle, accelerator.print)
     accelerator.print(f"data: {bundle.source['sizes']} samples, {len(bundle.label_names)} classes, "
                       f"columns input={bundle.input_column!r} label={bundle.label_column!r}", flush=True)
+    if not cfg.data.streaming:  # what the user left open: chosen from the data and the hardware, and printed
+        from trainer.engine.defaults import apply_defaults
+
+        apply_defaults(cfg, bundle, accelerator)
     if cfg.log_with:
         accelerator.init_trackers("train", config=_flat_hparams(cfg))
     if cfg.overwrite_output_dir and not cfg.resume and accelerator.is_main_process:

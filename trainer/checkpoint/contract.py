@@ -7,15 +7,17 @@ docs/checkpoint-format.md describes each file.
 
 from __future__ import annotations
 
+# 5: config.json may hold an `ood` block (energy-score threshold fitted on validation, trainer.evaluation.ood),
+#    metrics.json `ood_flagged` per split; manifest.json `time_budget` (--time-budget: planned vs actual);
 # 4: model.onnx + eval/export.json (trainer/export.py, which then rewrites manifest.json), lr_find/ (--lr-find,
 #    --lr auto), state/step_N (--checkpointing-steps; local only);
 # 3: eval/preflight.json (the data preflight), Grad-CAM overlays of the top-loss samples (samples.json `explain`),
 #    calibrated probabilities and diagonal cells in samples.json, latency p95 + hardware and `tta` in metrics.json;
 # 2: config.json may hold modality "audio" with an `audio` block (the log-mel front end); 1: images only.
 # Bump it when the contract changes, and keep older checkpoints loading (tests/fixtures/checkpoints).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
-CONFIG = "config.json"  # timm's config + label_names, modality, audio block, temperature
+CONFIG = "config.json"  # timm's config + label_names, modality, audio block, temperature, ood
 WEIGHTS = "model.safetensors"  # never a pickle
 CARD = "README.md"  # the model card
 TRAIN_CONFIG = "train_config.json"  # the resolved TrainConfig (secrets removed)
@@ -49,8 +51,10 @@ SPACE_SOURCES = ("app.py", "space", "trainer/__init__.py", "trainer/errors.py", 
                  "trainer/data/__init__.py", "trainer/data/images.py", "trainer/data/folder_labels.py")
 
 
-def config_fields(label_names: list[str], audio: dict | None = None, temperature: float | None = None) -> dict:
-    """Our keys in config.json beside timm's: label names, modality (+ the audio front end), temperature."""
+def config_fields(label_names: list[str], audio: dict | None = None, temperature: float | None = None,
+                  ood: dict | None = None) -> dict:
+    """Our keys in config.json beside timm's: label names, modality (+ the audio front end), temperature, the
+    out-of-distribution threshold."""
     fields: dict = {"label_names": list(label_names), "modality": "audio" if audio is not None else "image"}
     if audio is not None:
         fields["audio"] = dict(audio)
@@ -60,6 +64,8 @@ def config_fields(label_names: list[str], audio: dict | None = None, temperature
         fields["resampler"] = RESAMPLER  # how waves reached audio.sample_rate (the front end's input)
     if temperature is not None:
         fields["temperature"] = temperature
+    if ood is not None:
+        fields["ood"] = dict(ood)
     return fields
 
 

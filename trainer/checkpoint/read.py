@@ -89,6 +89,10 @@ def _check_bounds(cfg: dict, labels, where: str) -> None:
     t = cfg.get("temperature", 1.0)
     if t is not None and not (isinstance(t, int | float) and math.isfinite(t) and 0.01 <= t <= 100):
         raise UserError(f"{where}: temperature {str(t)[:30]} is out of bounds (0.01 to 100).")
+    ood = cfg.get("ood")
+    if ood is not None and not (isinstance(ood, dict) and isinstance(ood.get("threshold"), int | float)
+                                and not isinstance(ood.get("threshold"), bool) and math.isfinite(ood["threshold"])):
+        raise UserError(f"{where}: the `ood` block of config.json needs a finite number `threshold`.")
     if cfg.get("modality") == "audio":
         try:
             AudioConfig.from_block(cfg["audio"])  # the trainer's own checks: rate, clip, mels, frames

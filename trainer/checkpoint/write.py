@@ -159,7 +159,8 @@ def install(staging: Path, out: Path) -> None:
 
 
 def save_model_files(model, directory: Path, data_cfg: dict, label_names: list[str], audio: dict | None = None,
-                     temperature: float | None = None, state_dict: dict | None = None) -> None:
+                     temperature: float | None = None, state_dict: dict | None = None,
+                     ood: dict | None = None) -> None:
     """config.json + model.safetensors in timm's HF format: the one writer of model files (final and every-epoch).
 
     This is timm.models.save_for_hf(safe_serialization=True) without its one step that fails here: save_for_hf
@@ -175,17 +176,17 @@ def save_model_files(model, directory: Path, data_cfg: dict, label_names: list[s
     weights = model.state_dict() if state_dict is None else state_dict
     save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(directory / WEIGHTS))
     save_config_for_hf(model, str(directory / CONFIG), data_config=data_cfg,
-                                   model_config=config_fields(label_names, audio, temperature))
+                                   model_config=config_fields(label_names, audio, temperature, ood))
 
 
 def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], temperature: float,
                      train_config: dict, results: dict, preds: dict, sample_ds, input_column: str,
                      history: list, run_manifest: dict, audio: dict | None = None,
-                     preflight: dict | None = None, state_dict: dict | None = None) -> None:
+                     preflight: dict | None = None, state_dict: dict | None = None, ood: dict | None = None) -> None:
     """Stage the whole contract in out/.staging (manifest.json with each file's sha256), then install it."""
     staging = out / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
-    save_model_files(model, staging, data_cfg, label_names, audio, temperature, state_dict)
+    save_model_files(model, staging, data_cfg, label_names, audio, temperature, state_dict, ood)
     write_json(staging / TRAIN_CONFIG, train_config)
     primary = primary_split(results)
     _write_eval(staging / EVAL_DIR, results, primary, label_names, history)

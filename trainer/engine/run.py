@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate.utils import set_seed
 
@@ -25,6 +26,7 @@ from trainer.engine.loop import LoopContext, TrainState, find_resume, fit
 from trainer.engine.optim import build_loss, build_optim
 from trainer.errors import UserError
 from trainer.evaluation.calibration import fit_temperature, per_sample_loss
+from trainer.evaluation.ood import energy_score, fit_ood
 from trainer.evaluation.predict import measure_latency, predict
 from trainer.evaluation.report import full_metrics, group_metrics, quick_metrics
 from trainer.evaluation.tta import NUM_VIEWS, TTA
@@ -220,13 +222,15 @@ def load_best(ctx: LoopContext) -> torch.nn.Module:
 
 
 def final_evaluation(ctx: LoopContext, bundle: DataBundle) -> tuple:
-    """Best model → predict val (+ test, once); fit the temperature on val; full metrics for every split."""
+    """Best model → predict val (+ test, once); fit the temperature and the OOD threshold on val; full metrics for
+    every split."""
     accelerator, n = ctx.accelerator, len(bundle.label_names)
     model = load_best(ctx)
     preds = {"val": predict(accelerator, model, ctx.loaders.val, ctx.loaders.eval_preprocess)}
     if ctx.loaders.test is not None:
         preds["test"] = predict(accelerator, model, ctx.loaders.test, ctx.loaders.eval_preprocess)
     temperature = fit_temperature(preds["val"]["logits"], preds["val"]["labels"])
+    ood = fit_ood(preds["val"]["logits"])  # the threshold beyond which the app says "not one of the known classes"
     results = {}
     if ctx.cfg.tta != "none":  # reported beside the plain numbers (metrics["tta"]), never instead of them
         tta_model = TTA(model, ctx.cfg.tta)
@@ -238,12 +242,13 @@ def final_evaluation(ctx: LoopContext, bundle: DataBundle) -> tuple:
     for split, p in preds.items():
         p["loss"] = per_sample_loss(p["logits"], p["labels"])
         results[split] = full_metrics(p, n, temperature)
+        results[split]["metrics"]["ood_flagged"] = float(np.mean(energy_score(p["logits"]) > ood["threshold"]))
         if ctx.cfg.tta != "none":
             results[split]["metrics"]["tta"] = tta[split]
         if column:  # --group-column: the same numbers per value (e.g. per held-out accent)
             ds = bundle.test if split == "test" else bundle.val
             results[split]["groups"] = {"column": column, "groups": group_metrics(p, ds[column], n)}
-    return model, preds, results, temperature
+    return model, preds, results, (temperature, ood)
 
 
 def latency_input(ctx: LoopContext, bundle: DataBundle, data_cfg: dict):
@@ -296,7 +301,7 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, b
     if pusher is not None:
         pusher.wait()
     train_s = time.time() - train_start
-    model, preds, results, temperature = final_evaluation(ctx, bundle)
+    model, preds, results, (temperature, ood) = final_evaluation(ctx, bundle)
     weights = accelerator.get_state_dict(ctx.eval_model)  # on every rank: a collective under FSDP / ZeRO-3
     if accelerator.is_main_process:
         latency = measure_latency(model, latency_input(ctx, bundle, data_cfg), accelerator.device)
@@ -323,7 +328,7 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, b
                                            "elapsed_at_evaluation_end_s": round(time.time() - budget.start, 1)}
         write_checkpoint(out, model, data_cfg, bundle.label_names, temperature, cfg.to_dict(), results, preds,
                          sample_ds, bundle.input_column, ctx.state.history, run_manifest, audio=ctx.loaders.audio,
-                         preflight=bundle.preflight, state_dict=weights)
+                         preflight=bundle.preflight, state_dict=weights, ood=ood)
         accelerator.print(f"checkpoint written to {out} ({primary} accuracy "
                           f"{results[primary]['metrics']['accuracy']:.4f})", flush=True)
         if budget is not None:
