@@ -55,3 +55,16 @@ def test_a_half_minute_budget_ends_on_time_with_the_schedule_stretched(tmp_path)
     # no --lr and no run length on a CPU: the trainer chose the LR with the range test, and said so
     assert "chose --lr auto" in proc.stdout and config["optim"]["lr"] != "auto"
     assert (tmp_path / "lr_find" / "lr_find.json").is_file()
+
+
+def test_the_plan_is_refreshed_within_an_epoch_and_probed_evaluation_replaces_the_guess():
+    import torch
+
+    pacer = Pacer(time.time() + 600, {"val": 100, "final": 200}, images_per_step=8, batch_times=[0.05] * 40)
+    pacer.plan(40, 1000, 0)
+    assert pacer.signal() == 0.0  # just planned
+    pacer._planned_at -= 61  # a tenth of a 600 s part later
+    assert pacer.signal() == Pacer.PLAN
+    guess = pacer.eval_sample_s()
+    pacer.probe(torch.nn.Linear(4, 2).train(), torch.zeros(8, 4))
+    assert pacer.eval_sample_s() == pacer.probe_s != guess and pacer._last is None

@@ -180,7 +180,7 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
         if accelerator.sync_gradients:
             after_step(ctx, loss, meter, epoch, (count, total))
         bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{ctx.optimizer.param_groups[0]['lr']:.2e}")
-        if signal and follow_signal(ctx, signal, epoch):
+        if signal and follow_signal(ctx, signal, epoch, x):
             break
         if cfg.max_steps is not None and st.step >= cfg.max_steps:
             break
@@ -207,8 +207,9 @@ def after_step(ctx: "LoopContext", loss: torch.Tensor, meter: "Throughput", epoc
         accelerator.print(f"saved state {path} (step {st.step}, epoch {epoch + 1})", flush=True)
 
 
-def follow_signal(ctx: "LoopContext", signal: float, epoch: int) -> bool:
-    """Rank 0's --time-budget signal, taken by every rank: plan the steps, or stop at the deadline (returns True)."""
+def follow_signal(ctx: "LoopContext", signal: float, epoch: int, x: torch.Tensor) -> bool:
+    """Rank 0's --time-budget signal, taken by every rank: plan the steps, or stop at the deadline (returns True).
+    Before the first plan rank 0 times an evaluation forward of the batch `x` (the evaluation cost estimate)."""
     from trainer.engine.budget import Pacer
 
     if signal == Pacer.STOP:
@@ -216,6 +217,8 @@ def follow_signal(ctx: "LoopContext", signal: float, epoch: int) -> bool:
         ctx.accelerator.print(f"time budget: the deadline is near, training stops at step {ctx.state.step}",
                               flush=True)
         return True
+    if ctx.accelerator.is_main_process and ctx.pacer.probe_s is None and ctx.pacer.val_s is None:
+        ctx.pacer.probe(ctx.accelerator.unwrap_model(ctx.eval_model), x)
     apply_plan(ctx, epochs_done=epoch)
     return False
 
