@@ -11,8 +11,8 @@ import math
 import time
 from dataclasses import dataclass, field
 
-# Forward-only evaluation of a sample costs about a third of a training step's forward + backward + update; the
-# first plan (before any validation was timed) assumes 1/2.5 to stay on the safe side.
+# Forward-only evaluation of a sample costs about a third of a training step's forward + backward + update: the
+# fallback when neither a validation pass nor the probe below was timed (1/2.5, on the safe side).
 EVAL_COST_RATIO = 1 / 2.5
 # Latency measurement, plots, thumbnails and the checkpoint files after the final evaluation, and the exit: ~1 s for
 # a tiny test model on 2 CPU cores (2026-12-02, tests/test_time_budget.py); the plan keeps this much in reserve.
@@ -82,7 +82,8 @@ class Pacer:
     PLAN, STOP = 1.0, 2.0
 
     def signal(self) -> float:
-        """Before a batch: STOP past the deadline, PLAN once enough batches were timed (first plan), else 0."""
+        """Before a batch: STOP past the deadline, PLAN once enough batches were timed and then every tenth of the
+        budget (at least REPLAN_MIN_S apart), else 0."""
         now = time.perf_counter()
         if self._last is not None:
             self.batch_times.append(now - self._last)
@@ -96,9 +97,8 @@ class Pacer:
         return self.PLAN if timed else 0.0
 
     def probe(self, model, x) -> None:
-        """Time one no-grad forward of a training batch in eval mode (rank 0's own model, no collectives): the
-        evaluation cost per sample until a validation pass is timed. Evaluation batches are larger, so this errs
-        on the safe side."""
+        """Time one no-grad forward of a training batch in eval mode (rank 0's own model, no collectives), times
+        PROBE_OVERHEAD: the evaluation cost per sample until a validation pass is timed."""
         import torch
 
         was_training = model.training
@@ -122,7 +122,7 @@ class Pacer:
         return (recent[len(recent) // 2] if recent else 1.0) * self.batches_per_step
 
     def eval_sample_s(self) -> float:
-        """Seconds to evaluate one sample: from the timed validation, else estimated from the training steps."""
+        """Seconds to evaluate one sample: from the timed validation, else the probe, else from the step time."""
         if self.val_s is not None and self.samples["val"]:
             return self.val_s / self.samples["val"]
         if self.probe_s is not None:
