@@ -364,23 +364,28 @@ def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict],
     return st
 
 
+def take_plan(ctx: LoopContext, plan: dict) -> None:
+    """Run by a --time-budget plan (new, or saved in a resumed state): its max steps and epochs, and the LR schedule
+    rebuilt over exactly those steps at the current step."""
+    from trainer.engine.optim import build_scheduler
+
+    ctx.state.plan = plan
+    ctx.cfg.max_steps, ctx.epochs = plan["total_steps"], plan["epochs"]
+    ctx.scheduler = build_scheduler(ctx.optimizer, ctx.cfg, ctx.steps_per_epoch, plan["warmup_epochs"])
+    ctx.scheduler.step_update(ctx.state.step)  # a new timm scheduler starts its groups at the warmup LR
+
+
 def apply_plan(ctx: LoopContext, epochs_done: int) -> None:
     """--time-budget: rank 0 plans the total steps from its timings, every rank takes the plan (max steps, epochs,
     the LR schedule rebuilt over exactly those steps, resumed at the current step). A collective."""
     from accelerate.utils import broadcast_object_list
 
-    from trainer.engine.optim import build_scheduler
-
-    cfg, st = ctx.cfg, ctx.state
     plan = [None]
     if ctx.accelerator.is_main_process:
-        plan = [ctx.pacer.plan(st.step, ctx.steps_per_epoch, epochs_done)]
+        plan = [ctx.pacer.plan(ctx.state.step, ctx.steps_per_epoch, epochs_done)]
     plan = broadcast_object_list(plan)[0]
-    first = st.plan is None
-    st.plan = plan
-    cfg.max_steps, ctx.epochs = plan["total_steps"], plan["epochs"]
-    ctx.scheduler = build_scheduler(ctx.optimizer, cfg, ctx.steps_per_epoch, plan["warmup_epochs"])
-    ctx.scheduler.step_update(st.step)
+    first = ctx.state.plan is None
+    take_plan(ctx, plan)
     if first:
         epochs = plan["total_steps"] / ctx.steps_per_epoch
         ctx.accelerator.print(f"time budget: {plan['total_steps']} steps ({epochs:.2f} epochs) fit; "

@@ -22,7 +22,7 @@ from trainer.data.loaders import build_audio_loaders, build_loaders
 from trainer.data.streaming import build_stream_loaders
 from trainer.data.waves import SpectrogramRows
 from trainer.engine.budget import Budget, Pacer
-from trainer.engine.loop import LoopContext, TrainState, find_resume, fit
+from trainer.engine.loop import LoopContext, TrainState, find_resume, fit, take_plan
 from trainer.engine.optim import build_loss, build_optim
 from trainer.errors import UserError
 from trainer.evaluation.calibration import fit_temperature, per_sample_loss
@@ -126,10 +126,9 @@ def find_lr(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> dic
     return found
 
 
-def make_pacer(cfg: TrainConfig, budget: Budget, loaders, num_processes: int) -> Pacer:
-    """The --time-budget pacer of this run (or fold): its deadline, what it evaluates, the user's caps."""
-    steps = len(loaders.train) if loaders.sharded else len(loaders.train) // num_processes
-    steps = max(1, steps // cfg.grad_accum)
+def make_pacer(cfg: TrainConfig, budget: Budget, loaders, num_processes: int, steps: int) -> Pacer:
+    """The --time-budget pacer of this run (or fold, `steps` optimizer steps per epoch and process): its deadline,
+    what it evaluates, the user's caps."""
     n_val = len(loaders.val.dataset)
     n_final = n_val + (len(loaders.test.dataset) if loaders.test is not None else 0)
     cap = cfg.max_steps if "max_steps" in cfg.explicit else \
@@ -147,9 +146,7 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path,
     model, loaders, data_cfg = build_model_and_loaders(cfg, accelerator, bundle)
     per_process = len(loaders.train) if loaders.sharded else len(loaders.train) // accelerator.num_processes
     steps = max(1, per_process // cfg.grad_accum)
-    pacer = make_pacer(cfg, budget, loaders, accelerator.num_processes) if budget is not None else None
-    if pacer is not None and "epochs" not in cfg.explicit and "max_steps" not in cfg.explicit:
-        cfg.max_steps = None  # planned after the first timed steps; until then the default schedule runs
+    pacer = make_pacer(cfg, budget, loaders, accelerator.num_processes, steps) if budget is not None else None
     optimizer, scheduler, epochs = build_optim(model, cfg, steps)
     criterion, mixup = build_loss(cfg, loaders, len(bundle.label_names))
     model, optimizer, loaders.train, loaders.val = accelerator.prepare(model, optimizer, loaders.train, loaders.val)
@@ -184,10 +181,7 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path,
             accelerator.print(f"--resume {cfg.resume}: no saved state in {out / STATE_DIR}, starting fresh",
                               flush=True)
     if state.plan is not None:  # a resumed --time-budget run keeps its planned schedule
-        from trainer.engine.optim import build_scheduler
-
-        cfg.max_steps, ctx.epochs = state.plan["total_steps"], state.plan["epochs"]
-        ctx.scheduler = build_scheduler(optimizer, cfg, steps, state.plan["warmup_epochs"])
+        take_plan(ctx, state.plan)
         if pacer is not None:
             pacer.planned = True
     return ctx, data_cfg
