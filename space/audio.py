@@ -9,13 +9,22 @@ from pathlib import Path
 import torch
 
 from space import classifier
-from space.handlers import DEFAULT_TOP_K, Handlers, _top, as_gr_error, ood_line, ood_note, pin_warning, user_error
+from space.handlers import (
+    DEFAULT_TOP_K,
+    Handlers,
+    as_gr_error,
+    chosen_line,
+    label_view,
+    ood_line,
+    ood_note,
+    pin_warning,
+    user_error,
+)
 from space.images import guard_upload, md_escape
 from trainer.audio.decode import load_waveform
 from trainer.audio.frontend import LogMel, sliding_window_logits, spectrogram_image, window_starts
 from trainer.config import AudioConfig
 from trainer.errors import UserError
-from trainer.evaluation.calibration import softmax
 
 _FRONTS: dict[str, object] = {}  # checkpoint ref → its LogMel (filterbanks built once)
 _FRONTS_LOCK = threading.Lock()
@@ -106,10 +115,11 @@ class AudioHandlers:
         wave, info = load_waveform(path, cfg.sample_rate, name=name)
         decoded = time.perf_counter()
         mean, windows, image = classify_wave(clf, wave)
-        probs = softmax(mean[None].numpy(), clf.temperature)[0]
+        probs = clf.probs_of(mean[None].numpy())[0]
         done = time.perf_counter()
         ms = {"decode": 1000 * (decoded - start), "model": 1000 * (done - decoded), "total": 1000 * (done - start)}
         labels = dict(zip(clf.labels, map(float, probs), strict=True))
         known = clf.known(mean.numpy())  # the mean logits over the windows, as classified
-        notes = ood_line(known) + describe_input(info, len(windows), cfg, ms) + ood_note(known)
-        return _top(labels, DEFAULT_TOP_K), image, notes
+        notes = chosen_line(clf, labels) + ood_line(known) + describe_input(info, len(windows), cfg, ms) + \
+            ood_note(known)
+        return label_view(clf, labels, DEFAULT_TOP_K), image, notes

@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 from space.images import md_escape
+from trainer.checkpoint.contract import MULTI_LABEL
 from trainer.checkpoint.read import load_model, open_checkpoint
 from trainer.data.images import eval_transform
 from trainer.errors import UserError
-from trainer.evaluation.calibration import softmax
+from trainer.evaluation.calibration import calibrated_sigmoid, softmax
 from trainer.evaluation.ood import verdict
 from trainer.evaluation.tta import TTA
 
@@ -52,7 +53,8 @@ def checkpoint(ref: str) -> tuple[Path, dict]:
 
 @dataclass
 class Classifier:
-    """A loaded checkpoint: timm model in eval mode, its labels, calibration temperature and input transform."""
+    """A loaded checkpoint: timm model in eval mode, its labels, calibration (temperature, or per-class Platt scaling
+    and thresholds for a multi-label model) and input transform."""
 
     ref: str
     path: Path
@@ -70,12 +72,36 @@ class Classifier:
         """Temperature fitted on validation data (1.0 when the checkpoint has none)."""
         return float(self.config.get("temperature") or 1.0)
 
+    @property
+    def multi_label(self) -> bool:
+        """Whether the model gives one independent probability per class (config.json task, schema 6)."""
+        return self.config.get("task") == MULTI_LABEL
+
+    @property
+    def thresholds(self) -> list[float]:
+        """Per-class decision thresholds of a multi-label model (0.5 each when the checkpoint has none)."""
+        return list(self.config.get("thresholds") or [0.5] * len(self.labels))
+
+    def probs_of(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of (N, C) logits: softmax / temperature, or per-class Platt sigmoids."""
+        if self.multi_label:
+            return calibrated_sigmoid(logits, self.config.get("calibration"))
+        return softmax(logits, self.temperature)
+
+    def chosen(self, probs: dict[str, float]) -> list[str]:
+        """The labels a prediction names: those at or over their threshold (multi-label, most probable first), or
+        the most probable one."""
+        if not self.multi_label:
+            return [max(probs, key=probs.get)]
+        over = [label for label, t in zip(self.labels, self.thresholds, strict=True) if probs[label] >= t]
+        return sorted(over, key=lambda label: -probs[label])
+
     def probabilities(self, batch, tta: str = "none") -> tuple[list[dict[str, float]], np.ndarray]:
         """({label: calibrated probability} per row, raw logits) of an already preprocessed float batch (N, …); tta
         'flip' or 'flip-crops' averages the logits over those views (trainer.evaluation.tta, as validate.py)."""
         with torch.inference_mode():
             logits = (TTA(self.model, tta) if tta != "none" else self.model)(batch).float().numpy()
-        probs = softmax(logits, self.temperature)
+        probs = self.probs_of(logits)
         return [dict(zip(self.labels, map(float, row), strict=True)) for row in probs], logits
 
     def predict_images(self, images: list, tta: str = "none") -> tuple[list[dict[str, float]], float, np.ndarray]:
@@ -125,5 +151,7 @@ def loaded() -> list[str]:
 def describe(clf: Classifier) -> str:
     """One status line: architecture, classes, input size and temperature."""
     size = clf.config.get("pretrained_cfg", {}).get("input_size", ["?", "?", "?"])
+    decision = "multi-label: per-class calibrated probabilities and thresholds" if clf.multi_label else \
+        f"temperature {clf.temperature:.2f}"
     return (f"**{md_escape(clf.config['architecture'])}** · {len(clf.labels)} classes · input {size[-2]}×{size[-1]} · "
-            f"temperature {clf.temperature:.2f}")
+            f"{decision}")

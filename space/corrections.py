@@ -12,6 +12,7 @@ from space.flywheel import MB, Caps, Flywheel, Saved, audio_upload, check_label,
 from space.handlers import Handlers, as_gr_error
 from space.images import InputError, guard_upload, md_escape
 from space.settings import Settings
+from trainer.checkpoint.contract import MULTI_LABEL
 from trainer.errors import UserError
 
 FLYWHEEL_OFF = ("Corrections are off in this app: its owner can turn them on with `python app.py --flywheel-dir DIR` "
@@ -35,6 +36,16 @@ def notice(settings: Settings) -> str:
     if settings.on_space and not Path(settings.flywheel_dir).resolve().is_relative_to(SPACE_STORAGE):
         text += f"\n\n⚠️ This Space keeps corrections outside `{SPACE_STORAGE}`: they will be lost at its next restart."
     return text
+
+
+MULTI_LABEL_OFF = ("Corrections store each file under one class folder; this model is multi-label (several labels "
+                   "per input), so they are off for it.")
+
+
+def single_label(config: dict) -> None:
+    """Corrections file an upload under one class: refuse them for a multi-label checkpoint."""
+    if config.get("task") == MULTI_LABEL:
+        raise UserError(MULTI_LABEL_OFF)
 
 
 def _revision(path: Path) -> str | None:
@@ -85,6 +96,8 @@ class Corrections:
             _path, config = classifier.checkpoint(self.handlers._ref(modality))
         except Exception:  # no or broken model: the tab's status line already says why
             return gr.update(choices=[], value=None, interactive=False)
+        if config.get("task") == MULTI_LABEL:
+            return gr.update(choices=[], value=None, interactive=False, info=MULTI_LABEL_OFF)
         return gr.update(choices=list(config["label_names"]), value=None, interactive=True)
 
     def image_labels(self) -> dict:
@@ -107,6 +120,7 @@ class Corrections:
             raise InputError("No image to correct: upload one, see its prediction, then pick the right label.")
         guard_upload(image)
         clf = classifier.load_classifier(self.handlers._ref("image"), "image")
+        single_label(clf.config)
         check_label(label, clf.labels)
         upload = image_upload(image, flywheel.caps)
         (probs,), _ms, _logits = clf.predict_images([upload.decoded])
@@ -122,6 +136,7 @@ class Corrections:
         guard_upload(clip)
         ref = self.handlers._ref("audio")
         path, config = classifier.checkpoint(ref)
+        single_label(config)
         check_label(label, config["label_names"])
         upload = audio_upload(clip, flywheel.caps)
         probs, _spectrogram, _info = self.audio.predict_audio(clip)  # the top-k the user saw

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from space.images import md_escape
+from trainer.checkpoint.contract import MULTI_LABEL
 from trainer.errors import scrub_artifact
 from trainer.evaluation.plots import reliability_figure
 from trainer.evaluation.predict import latency_text
@@ -24,8 +25,14 @@ HEADLINE = {"accuracy": "accuracy", "top5_accuracy": "top-5 accuracy", "balanced
             "ece_calibrated": "ECE (temperature-scaled)", "nll": "NLL (raw)", "nll_calibrated": "NLL (scaled)",
             "temperature": "temperature", "num_samples": "samples", "latency_ms_batch1": "latency, batch 1 (ms)",
             "latency_ms_p95_batch1": "latency p95, batch 1 (ms)", "latency_budget_ms": "latency budget (ms)",
-            "throughput_img_s_batch32": "throughput, batch 32 (/s)"}
+            "throughput_img_s_batch32": "throughput, batch 32 (/s)",
+            # multi-label checkpoints (schema 6): at the tuned per-class thresholds unless named otherwise
+            "map": "mAP (macro)", "map_micro": "mAP (micro)", "f1_micro": "micro F1",
+            "precision_micro": "micro precision", "recall_micro": "micro recall", "subset_accuracy": "subset accuracy",
+            "hamming_loss": "Hamming loss", "f1_macro_at_0.5": "macro F1 at 0.5", "f1_micro_at_0.5": "micro F1 at 0.5",
+            "labels_per_sample": "labels per sample"}
 PER_CLASS = ("precision", "recall", "f1", "specificity", "support")
+COUNTS = ("support", "tp", "fp", "fn", "tn")  # per-class columns shown as whole numbers
 _SERVED: dict[Path, Path] = {}
 _SERVED_LOCK = threading.Lock()
 
@@ -39,7 +46,8 @@ def read_eval(path: Path) -> dict:
             out[name] = json.loads(file.read_text())
         else:
             out["missing"].append(f"eval/{name}.json")
-    for optional in ("groups", "preflight"):  # groups: --group-column runs; preflight: schema 3 and later
+    # groups: --group-column runs; preflight: schema 3 and later; multilabel_confusion: multi-label (schema 6)
+    for optional in ("groups", "preflight", "multilabel_confusion"):
         file = path / "eval" / f"{optional}.json"
         if file.is_file():
             out[optional] = json.loads(file.read_text())
@@ -73,7 +81,9 @@ def summary_frame(ref: str, config: dict, ev: dict) -> pd.DataFrame:
         "classes": f"{len(labels)}: {shown}",
         "input": f"{'×'.join(map(str, pcfg.get('input_size', [])))}, {pcfg.get('interpolation')}, "
                  f"crop_pct {pcfg.get('crop_pct')}, mean {pcfg.get('mean')}, std {pcfg.get('std')}",
-        "temperature": f"{float(config.get('temperature') or 1.0):.3f} (applied to every prediction)",
+        "temperature": f"{float(config.get('temperature') or 1.0):.3f} (applied to every prediction)"
+        if config.get("task") != MULTI_LABEL else "multi-label: per-class Platt scaling, then per-class "
+        "thresholds tuned for F1 on validation",
         "dataset": f"{data.get('dataset', '?')}" + (f" @ {data['revision']}" if data.get("revision") else "")
                    + (f" — {sizes}" if sizes else ""),
         "trained": f"{man.get('created', '?')}, wall time {man.get('wall_time_s', '?')} s on "
@@ -116,7 +126,10 @@ def headline_frame(metrics: dict) -> pd.DataFrame:
     """One row per headline metric, one column per evaluated split (test, val)."""
     splits = [s for s, v in metrics.items() if isinstance(v, dict)]
     rows = []
+    multi = any("subset_accuracy" in metrics[s] for s in splits)
     for key, name in HEADLINE.items():
+        if multi and key == "accuracy":  # the same number as subset accuracy, under its multi-label name
+            continue
         values = [metrics[s].get(key) for s in splits]
         if any(v is not None for v in values):
             rows.append([name, *(round(float(v), 4) if v is not None else None for v in values)])
@@ -124,10 +137,16 @@ def headline_frame(metrics: dict) -> pd.DataFrame:
 
 
 def per_class_frame(per_class: dict) -> pd.DataFrame:
-    """Per label: precision, recall, F1, specificity (rounded) and support."""
-    rows = [[label, *(round(float(s[k]), 4) if k != "support" else int(s[k]) for k in PER_CLASS)]
-            for label, s in per_class.items()]
-    return pd.DataFrame(rows, columns=["label", *PER_CLASS])
+    """Per label: precision, recall, F1, specificity (rounded) and support; multi-label: AP, precision, recall, F1,
+    support and threshold."""
+    first = next(iter(per_class.values()), {})
+    columns = [k for k in first if k in (*PER_CLASS, "ap", "threshold")] or list(PER_CLASS)
+
+    def cell(k: str, v):
+        return None if v is None else int(v) if k in COUNTS else round(float(v), 4)
+
+    rows = [[label, *(cell(k, s.get(k)) for k in columns)] for label, s in per_class.items()]
+    return pd.DataFrame(rows, columns=["label", *columns])
 
 
 def confused_pairs(confusion: dict, top: int = 10) -> pd.DataFrame:
@@ -164,9 +183,9 @@ def confusion_frame(confusion: dict, normalize: str = "counts"):
         precision=3 if axis is not None else 0, subset=labels)
 
 
-def reliability_plot(reliability: dict):
-    """trainer.evaluation.plots' reliability diagram, before and after temperature scaling."""
-    return reliability_figure(reliability)
+def reliability_plot(reliability: dict, multi_label: bool = False):
+    """trainer.evaluation.plots' reliability diagram, before and after temperature (multi-label: Platt) scaling."""
+    return reliability_figure(reliability, "Platt-scaled" if multi_label else "temperature-scaled")
 
 
 def calibration_markdown(metrics: dict) -> str:

@@ -14,9 +14,9 @@ from space import classifier, eval_results
 from space.images import InputError, decode_image, guard_upload, md_escape
 from space.latency import Latency
 from space.settings import NO_AUDIO_MODEL, NO_IMAGE_MODEL, NO_MODEL_ON_SPACE, Settings
+from trainer.checkpoint.contract import MULTI_LABEL, SINGLE_LABEL
 from trainer.errors import UserError, scrub
 from trainer.evaluation import explain
-from trainer.evaluation.calibration import softmax
 from trainer.evaluation.ood import UNKNOWN
 from trainer.evaluation.tta import NUM_VIEWS, TTA_MODES
 
@@ -81,10 +81,45 @@ def ood_note(known: dict) -> str:
     return f"\n- out-of-distribution score {known['ood_score']:.2f} (threshold {known['ood_threshold']:.2f})"
 
 
-def api_answer(labels: dict[str, float], known: dict) -> dict:
-    """The JSON answer of /classify_image."""
+MARK = "✓ "  # multi-label: marks the labels at or over their threshold in the probability list
+
+
+def label_view(clf, probs: dict[str, float], k) -> dict[str, float]:
+    """What gr.Label shows: the k most probable labels; for a multi-label model also every label over its
+    threshold, each of those marked ✓."""
+    top = _top(probs, k)
+    if not clf.multi_label:
+        return top
+    chosen = clf.chosen(probs)
+    shown = {**{label: probs[label] for label in chosen}, **top}
+    return {(MARK + label if label in chosen else label): p for label, p in shown.items()}
+
+
+def chosen_line(clf, probs: dict[str, float]) -> str:
+    """A multi-label prediction's opening line: the labels over their thresholds, or that none is ('' for a
+    single-label model, whose answer is its top label)."""
+    if not clf.multi_label:
+        return ""
+    thresholds = dict(zip(clf.labels, clf.thresholds, strict=True))
+    chosen = clf.chosen(probs)
+    if chosen:
+        return ("**Labels over their thresholds:** " + ", ".join(
+            f"{md_escape(label)} ({probs[label]:.2f} ≥ {thresholds[label]:.2f})" for label in chosen) + "\n\n")
+    best = max(probs, key=probs.get)
+    return (f"**No label over its threshold**: the most probable, {md_escape(best)}, has {probs[best]:.2f} "
+            f"(threshold {thresholds[best]:.2f}).\n\n")
+
+
+def api_answer(clf, probs: dict[str, float], k, known: dict) -> dict:
+    """The JSON answer of /classify_image: the top k, the out-of-distribution verdict, and for a multi-label model
+    the chosen labels with every probability and threshold."""
     word = {True: "known", False: UNKNOWN, None: "no out-of-distribution threshold in this checkpoint"}
-    return {"labels": labels, **known, "verdict": word[known["known"]]}
+    answer = {"task": MULTI_LABEL if clf.multi_label else SINGLE_LABEL, "labels": _top(probs, k), **known,
+              "verdict": word[known["known"]]}
+    if clf.multi_label:
+        answer.update(predicted=clf.chosen(probs), probabilities=probs,
+                      thresholds=dict(zip(clf.labels, clf.thresholds, strict=True)))
+    return answer
 
 
 def pin_warning(choice) -> str:
@@ -150,18 +185,20 @@ class Handlers:
         if eval_line:
             info += f"\n\nmeasured at evaluation: {md_escape(eval_line, 300)}"
         known = clf.known(logits[0])
-        return _top(probs, top_k), ood_line(known) + info + "".join(f"\n- {n}" for n in notes) + ood_note(known)
+        text = chosen_line(clf, probs) + ood_line(known) + info + "".join(f"\n- {n}" for n in notes) + ood_note(known)
+        return label_view(clf, probs, top_k), text
 
     @as_gr_error
     def classify_image(self, image, top_k: float = DEFAULT_TOP_K) -> dict:
-        """API only: {labels: {label: calibrated probability} top k, ood_score, ood_threshold, known, verdict}."""
+        """API only: {task, labels: {label: calibrated probability} top k, ood_score, ood_threshold, known, verdict};
+        multi-label models add predicted (the labels over their thresholds), probabilities and thresholds."""
         if image is None:
             raise InputError("no image: pass one (a gradio FileData, as /predict_image takes it).")
         guard_upload(image)
         clf = classifier.load_classifier(self._ref("image"), "image")
         rgb, _notes = decode_image(image)
         (probs,), _ms, logits = clf.predict_images([rgb])
-        return api_answer(_top(probs, top_k), clf.known(logits[0]))
+        return api_answer(clf, probs, top_k, clf.known(logits[0]))
 
     @as_gr_error
     def explain_image(self, image, target: str | None = None):
@@ -182,7 +219,7 @@ class Handlers:
         cam, cls, logits = explain.gradcam(clf.model, x, index)
         pcfg = clf.config["pretrained_cfg"]
         picture = explain.overlay(explain.shown_input(x, pcfg["mean"], pcfg["std"]), cam)
-        prob = float(softmax(logits[None], clf.temperature)[0, cls])
+        prob = float(clf.probs_of(logits[None])[0, cls])
         note = (f"Grad-CAM for **{md_escape(clf.labels[cls])}** (p {prob:.2f}) at layer "
                 f"`{explain.target_layer(clf.model, tuple(x.shape[1:])).name}` · "
                 f"{1000 * (time.perf_counter() - start):.0f} ms. Red: regions that raised this class's score.")
@@ -210,7 +247,7 @@ class Handlers:
         for i, (im, k) in enumerate(zip(decoded, top_ks, strict=True)):
             p = next(probs) if im is not None else None
             try:  # a bad top_k fails its own item only
-                labels.append(_top(p, k) if p is not None else {})
+                labels.append(label_view(clf, p, k) if p is not None else {})
             except InputError as e:
                 labels.append({})
                 messages[i] = user_error(e).message

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from space import eval_results
+from space import eval_results, multilabel_results
 from space.handlers import Handlers, as_gr_error, pd_empty, user_error
+from trainer.checkpoint.contract import MULTI_LABEL
 from trainer.errors import UserError, scrub_artifact
 
 VIEW_SIZE = 15  # outputs of metrics_view (space/ui.py wires them in this order)
@@ -38,6 +39,8 @@ class MetricsHandlers:
             return (f"⚠️ {user_error(e).message}", empty, empty, empty, empty, empty,
                     gr.update(choices=[], value=None), "", [], [], [], "", None, "", empty)
         split, headline = eval_results.primary(ev)
+        if config.get("task") == MULTI_LABEL:
+            return self._multi_label_view(ref, path, config, ev)
         confusion, samples = ev.get("confusion_matrix"), ev.get("samples", {})
         root = eval_results.served_samples(path)
         choices = eval_results.cell_choices(samples, confusion) if confusion else []
@@ -62,16 +65,46 @@ class MetricsHandlers:
                 eval_results.preflight_markdown(preflight),
                 eval_results.history_frame(ev.get("history", [])))
 
+    def _multi_label_view(self, ref: str, path, config: dict, ev: dict) -> tuple:
+        """metrics_view of a multi-label checkpoint: per-class table with AP and thresholds, per-class TP/FP/FN/TN
+        where the matrix goes, no cells or confused pairs."""
+        split, headline = eval_results.primary(ev)
+        root = eval_results.served_samples(path)
+        confusion = ev.get("multilabel_confusion")
+        status = scrub_artifact(f"✅ `{ref}`: multi-label, evaluated on the **{split}** split.")
+        return (status,
+                eval_results.summary_frame(ref, config, ev),
+                eval_results.headline_frame(ev.get("metrics", {})),
+                eval_results.per_class_frame(ev.get("per_class", {})),
+                gr.update(value=multilabel_results.per_class_confusion(confusion) if confusion else pd_empty(),
+                          label="Per-class confusion at each class's threshold (one-vs-rest TP/FP/FN/TN)"),
+                pd_empty(),
+                gr.update(choices=[], value=None),
+                multilabel_results.NOTE,
+                [],
+                eval_results.top_loss_items(root, ev.get("samples", {})),
+                eval_results.explain_items(root, ev.get("samples", {})),
+                multilabel_results.calibration_markdown(headline) + f" (split: {split})",
+                eval_results.reliability_plot(ev["reliability"], multi_label=True) if "reliability" in ev else None,
+                eval_results.preflight_markdown(ev.get("preflight")),
+                eval_results.history_frame(ev.get("history", [])))
+
     def _confusion(self, which: str) -> tuple:
         """(served dir, confusion matrix, samples index) or UserError for a checkpoint without a matrix."""
-        _ref, path, _config, ev = self._eval(which)
+        _ref, path, config, ev = self._eval(which)
+        if config.get("task") == MULTI_LABEL:
+            raise UserError(multilabel_results.NOTE)
         if "confusion_matrix" not in ev:
             raise UserError("this checkpoint has no eval/confusion_matrix.json.")
         return path, ev["confusion_matrix"], ev.get("samples", {})
 
     @as_gr_error
     def confusion_table(self, which: str, normalize: str = "counts"):
-        """The confusion matrix as a heat-map table: counts, or row (recall) or column (precision) shares."""
+        """The confusion matrix as a heat-map table: counts, or row (recall) or column (precision) shares
+        (multi-label: the per-class counts, which carry their own precision and recall)."""
+        _ref, _path, config, ev = self._eval(which)
+        if config.get("task") == MULTI_LABEL and ev.get("multilabel_confusion"):
+            return multilabel_results.per_class_confusion(ev["multilabel_confusion"])
         return eval_results.confusion_frame(self._confusion(which)[1], normalize)
 
     @as_gr_error
@@ -98,6 +131,8 @@ class MetricsHandlers:
     @as_gr_error
     def pick_cell(self, which: str, evt: gr.SelectData) -> tuple:
         """A click on matrix cell (row r, column c ≥ 1) shows the (true r → predicted c - 1) cell's samples."""
+        if self._eval(which)[2].get("task") == MULTI_LABEL:  # the per-class table has no cells to open
+            return gr.update(), [], multilabel_results.NOTE
         _path, confusion, _samples = self._confusion(which)
         index = evt.index if isinstance(evt.index, list | tuple) and len(evt.index) == 2 else None
         if index is None or not 1 <= int(index[1]) <= len(confusion["labels"]):

@@ -57,10 +57,12 @@ def test_balance_loss_weights_are_inverse_class_frequency():
     from trainer.engine.optim import build_loss
 
     cfg = parse_config(["--balance", "loss"])
-    criterion, mixup = build_loss(cfg, SimpleNamespace(class_counts=np.array([90, 10, 0])), num_classes=3)
+    loaders = SimpleNamespace(class_counts=np.array([90, 10, 0]), multi_label=False)
+    criterion, mixup = build_loss(cfg, loaders, num_classes=3)
     assert mixup is None
     np.testing.assert_allclose(criterion.weight.numpy(), [100 / (3 * 90), 100 / (3 * 10), 100 / 3], rtol=1e-6)
-    assert build_loss(parse_config([]), SimpleNamespace(class_counts=np.array([90, 10])), 2)[0].weight is None
+    loaders = SimpleNamespace(class_counts=np.array([90, 10]), multi_label=False)
+    assert build_loss(parse_config([]), loaders, 2)[0].weight is None
 
 
 def test_balance_sampler_draws_classes_near_uniformly():
@@ -128,7 +130,7 @@ def test_reprob_and_cutmix_change_the_batches():
     changed = (erased != plain).flatten(1).any(1)
     assert changed.all()  # every image got an erased box at probability 1
     cfg = parse_config(["--cutmix", "1.0", "--smoothing", "0"])
-    _, mixup = build_loss(cfg, SimpleNamespace(class_counts=np.array([4, 4])), num_classes=2)
+    _, mixup = build_loss(cfg, SimpleNamespace(class_counts=np.array([4, 4]), multi_label=False), num_classes=2)
     torch.manual_seed(0)
     mixed, target = mixup(plain.clone(), torch.tensor([0, 1] * 4))
     assert not torch.equal(mixed, plain) and target.shape == (8, 2) and ((target > 0) & (target < 1)).any()

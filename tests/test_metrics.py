@@ -51,7 +51,7 @@ def test_load_metric_cached_offline_any_cwd(tmp_path: Path, monkeypatch: pytest.
     import evaluate
 
     monkeypatch.chdir(tmp_path)
-    assert METRIC_NAMES == ("calibration", "classification_report", "top_k_accuracy")
+    assert METRIC_NAMES == ("calibration", "classification_report", "multilabel_report", "top_k_accuracy")
     for name in METRIC_NAMES:
         metric = load_metric(name)
         assert isinstance(metric, evaluate.EvaluationModule)

@@ -26,8 +26,10 @@ def test_checkpoint_files(smoke_run):
     assert ".staging" not in card and "Fashion-MNIST by Zalando Research (MIT license)" in card
     assert not list(smoke_run.glob("*.bin")) and not list(smoke_run.glob("*.pth"))  # never a pickle
     manifest = json.loads((smoke_run / "manifest.json").read_text())
-    assert manifest["schema_version"] == 5  # 5: ood; 4: ONNX export, lr_find/; 3: preflight, Grad-CAM, tta, latency
-    ood = json.loads((smoke_run / "config.json").read_text())["ood"]
+    assert manifest["schema_version"] == 6  # 6: task (multi-label); 5: ood; 4: ONNX, lr_find/; 3: preflight, tta
+    config = json.loads((smoke_run / "config.json").read_text())
+    assert config["task"] == "single_label" and "thresholds" not in config
+    ood = config["ood"]
     assert ood["score"] == "energy" and ood["val_samples"] == 128 and 0.9 <= ood["val_recall"] <= 1.0
     assert manifest["dataset"]["sizes"] == {"train": 256, "val": 128, "test": 128}
     assert manifest["command"][-1] == str(smoke_run)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from trainer.errors import CLIParser, UserError, register_secret
 
 SECRET_FIELDS = {"hub_token"}  # never written to disk, logs or trackers
+SINGLE_LABEL, MULTI_LABEL = "single_label", "multi_label"  # the task: the data's, and config.json's `task`
 
 
 def help_field(default: Any, help: str, **kw: Any) -> Any:
@@ -45,6 +46,12 @@ class DataConfig:
     max_eval_samples: int | None = help_field(None, "cap on validation and test samples, for quick runs")
     drop_unlabeled: bool = help_field(False, "drop rows whose label is missing (None) or negative (-1: 'no label' "
                                       "in datasets) instead of refusing the dataset")
+    multi_label: bool = help_field(False, "several classes per input: the label column holds lists (found by itself "
+                                   "for a List feature) or --label-sep separated strings; trains one sigmoid per "
+                                   "class (BCE) with per-class thresholds tuned on validation")
+    label_sep: str = help_field(",", "--multi-label: the separator of class names in a string label column")
+    allow_empty_labels: bool = help_field(False, "--multi-label: keep rows with an empty label list as 'none of the "
+                                          "classes' (all-negative targets) instead of refusing them")
     extra_data: list[str] = help_field([], "extra labelled folder DIR/<class>/<file> (the app's --flywheel-dir) "
                                        "added to the "
                                "train split only, after the holdout and --max-train-samples; repeat for more",
@@ -78,6 +85,8 @@ class DataConfig:
             self.num_workers = default_workers()
         if self.preresize is not None and self.preresize < 8:
             raise UserError(f"--preresize must be >= 8 pixels, got {self.preresize}.")
+        if not self.label_sep:
+            raise UserError("--label-sep must be at least one character, e.g. --label-sep ','.")
 
 
 def default_workers() -> int:
@@ -325,9 +334,12 @@ class TrainConfig:
     torch_compile: bool = help_field(False, "torch.compile the model in place (inductor); the first steps compile")
     model_ema: bool = help_field(False, "keep an EMA of the weights; evaluate and save the EMA")
     model_ema_decay: float = help_field(0.998, "EMA decay per optimizer step")
-    balance: Literal["none", "sampler", "loss"] = help_field("none", "class imbalance: weighted sampler or loss")
-    metric: Literal["accuracy", "f1_macro", "loss"] = help_field("accuracy", "validation metric for best "
-                                                                 "model/early stop")
+    balance: Literal["none", "sampler", "loss"] = help_field(
+        "none", "class imbalance: weighted sampler or loss (multi-label: loss only, as BCE pos_weight = negatives / "
+        "positives per class)")
+    metric: Literal["accuracy", "f1_macro", "loss", "map"] = help_field(
+        "accuracy", "validation metric for best model/early stop (map: mean average precision, multi-label; "
+        "a multi-label run uses it unless another is set)")
     patience: int | None = help_field(None, "early stopping: epochs without improvement of --metric")
     latency_budget_ms: float | None = help_field(None, "single-input p95 latency budget (ms, on the training "
                                                  "device): eval/metrics.json says whether the model meets it")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainer.config import TrainConfig, parse_config
+from trainer.config import MULTI_LABEL, SINGLE_LABEL, TrainConfig, parse_config
 from trainer.errors import exit_on_user_error, scrub_artifact
 
 
@@ -14,8 +14,6 @@ def main(argv: list[str] | None = None) -> dict:
     # imported here, not at the top: --help and flag errors answer before torch, datasets and accelerate load
     from accelerate.utils import set_seed
 
-    from trainer.data.bundle import build_data
-    from trainer.data.splits import check_classes
     from trainer.engine.run import check_output_dir, clear_previous, make_accelerator
 
     cfg: TrainConfig = parse_config(argv)
@@ -26,19 +24,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         check_access(cfg.hub.hub_model_id, cfg.hub.hub_token)  # a bad token fails now, not after training
     set_seed(cfg.seed)
-    with accelerator.main_process_first():  # rank 0 builds dataset caches, the others reuse them
-        if cfg.data.streaming:
-            from trainer.data.streaming import build_stream_data
-
-            bundle = build_stream_data(cfg)
-        else:
-            bundle = build_data(cfg.data, cfg.seed)
-            check_classes(bundle.train, bundle.label_column, bundle.label_names)
-    if cfg.tta != "none" and bundle.modality == "audio":
-        from trainer.errors import UserError
-        from trainer.evaluation.tta import AUDIO_REFUSAL
-
-        raise UserError(AUDIO_REFUSAL)
+    bundle = load_data(cfg, accelerator)
     if not cfg.data.streaming and accelerator.is_main_process:
         bundle.preflight = quick_preflight(bundle, accelerator.print)
     accelerator.print(f"data: {bundle.source['sizes']} samples, {len(bundle.label_names)} classes, "
@@ -81,6 +67,46 @@ def train_within_budget(cfg: TrainConfig, accelerator, bundle, out, start: float
         train_one = functools.partial(run_training, budget=budget)
     return run_folds(cfg, accelerator, bundle, out, train_one) if cfg.folds else train_one(cfg, accelerator, bundle,
                                                                                            out)
+
+
+def load_data(cfg: TrainConfig, accelerator):
+    """The DataBundle of the run (rank 0 builds dataset caches, the others reuse them), checked against the options
+    that depend on it."""
+    from trainer.data.bundle import build_data
+    from trainer.data.splits import check_classes
+
+    with accelerator.main_process_first():
+        if cfg.data.streaming:
+            from trainer.data.streaming import build_stream_data
+
+            bundle = build_stream_data(cfg)
+        else:
+            bundle = build_data(cfg.data, cfg.seed)
+            if bundle.task == SINGLE_LABEL:  # multi-label encoding checks its classes itself
+                check_classes(bundle.train, bundle.label_column, bundle.label_names)
+    fit_task(cfg, bundle, accelerator.print)
+    if cfg.tta != "none" and bundle.modality == "audio":
+        from trainer.errors import UserError
+        from trainer.evaluation.tta import AUDIO_REFUSAL
+
+        raise UserError(AUDIO_REFUSAL)
+    return bundle
+
+
+def fit_task(cfg: TrainConfig, bundle, say) -> None:
+    """Options that depend on the task: --metric map needs multi-label data, and a multi-label run keeps the best
+    epoch by mAP unless --metric was given."""
+    from trainer.errors import UserError
+
+    if bundle.task == MULTI_LABEL:
+        say(f"multi-label data: {len(bundle.label_names)} classes, one sigmoid each (BCE); thresholds are tuned "
+            "on validation", flush=True)
+        if "metric" not in cfg.explicit:
+            cfg.metric = "map"
+            say("chose --metric map: multi-label data (mean average precision over the classes)", flush=True)
+    elif cfg.metric == "map":
+        raise UserError(f"--metric map is for multi-label data; the label column {bundle.label_column!r} holds one "
+                        "class per row. Use accuracy, f1_macro or loss, or --multi-label for lists of classes.")
 
 
 def quick_preflight(bundle, say) -> dict:

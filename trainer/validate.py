@@ -28,6 +28,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tta", default="none", choices=["none", "flip", "flip-crops"],
                    help="also report test-time augmentation (images): logits averaged over mirrored (and zoomed) "
                    "views; the plain numbers stay as they are")
+    p.add_argument("--label-sep", default=",", help="multi-label checkpoints: the separator of class names in a "
+                   "string label column")
     p.add_argument("--drop-unlabeled", action="store_true", help="drop rows without a label (None or -1) instead "
                    "of refusing the split")
     p.add_argument("--batch-size", type=int, default=128)
@@ -40,21 +42,26 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def loader_for(bundle, checkpoint_config: dict, data_cfg: dict, batch_size: int) -> tuple:
     """(DataLoader, on-device preprocess) of the eval split: images via timm's eval transform, audio via the
-    checkpoint's own log-mel front end (its config.json `audio` block)."""
+    checkpoint's own log-mel front end (its config.json `audio` block); multi-hot targets for multi-label data."""
     import torch  # here and in main, not at the top: --help and flag errors answer before torch loads
+
+    from trainer.data.loaders import split_targets
+
+    targets = split_targets(bundle, bundle.val)
 
     if checkpoint_config.get("modality") == "audio":
         from trainer.config import AudioConfig
         from trainer.data.waves import AudioPreprocess, PadCollate, WaveDataset
 
         cfg = AudioConfig.from_block(checkpoint_config["audio"])
-        ds = WaveDataset(bundle.val, bundle.input_column, bundle.label_column, cfg.sample_rate)
+        ds = WaveDataset(bundle.val, bundle.input_column, bundle.label_column, cfg.sample_rate, targets)
         loader = torch.utils.data.DataLoader(ds, batch_size=batch_size,
                                              collate_fn=PadCollate(cfg.clip_samples, train=False))
         return loader, AudioPreprocess(cfg, train=False, channels_last=False)
     from trainer.data.images import DevicePreprocess, HFImageDataset, eval_transform
 
-    ds = HFImageDataset(bundle.val, bundle.input_column, bundle.label_column, eval_transform(data_cfg, uint8=True))
+    ds = HFImageDataset(bundle.val, bundle.input_column, bundle.label_column, eval_transform(data_cfg, uint8=True),
+                        targets)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size), DevicePreprocess(data_cfg, None, False, False)
 
 
@@ -146,7 +153,8 @@ def write_outputs(accelerator, args: argparse.Namespace, metrics: dict, pred: di
                                       "backend": args.backend, **metrics})
     write_predictions(out / "predictions.parquet", {args.split: pred})
     backend = ", ONNX Runtime: model.onnx" if args.backend == "onnx" else ""
-    accelerator.print(f"{args.split}: accuracy {metrics['accuracy']:.4f} on "
+    score = f"mAP {metrics['map']:.4f}, micro F1 {metrics['f1_micro']:.4f}, subset " if "map" in metrics else ""
+    accelerator.print(f"{args.split}: {score}accuracy {metrics['accuracy']:.4f} on "
                       f"{len(pred['labels'])} samples ({accelerator.num_processes} processes{backend})", flush=True)
     if "tta" in metrics:
         accelerator.print(f"{args.split}: accuracy {metrics['tta']['accuracy']:.4f} with --tta "
@@ -166,11 +174,10 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from accelerate import Accelerator
 
-    from trainer.config import DataConfig
+    from trainer.config import MULTI_LABEL, SINGLE_LABEL, DataConfig
     from trainer.data.bundle import build_data
-    from trainer.evaluation.calibration import per_sample_loss
+    from trainer.evaluation.decision import score_split
     from trainer.evaluation.predict import predict
-    from trainer.evaluation.report import full_metrics
 
     args = parse(argv)
     onnx_path = onnx_model_path(args)  # its refusals come before the model and the data load
@@ -183,25 +190,29 @@ def main(argv: list[str] | None = None) -> dict:
     model = timm.create_model(name, pretrained=True)
     data_cfg = timm.data.resolve_data_config({}, model=model)
     label_names = model.pretrained_cfg.get("label_names")
+    checkpoint_config = our_config(args.checkpoint)
+    multi = checkpoint_config.get("task") == MULTI_LABEL  # label lists (or --label-sep strings), scored per class
     cfg = DataConfig(dataset=args.dataset, dataset_config=args.dataset_config, train_split=args.split,
                      val_split=args.split, image_column=args.image_column, audio_column=args.audio_column,
                      label_column=args.label_column,
                      max_eval_samples=args.max_eval_samples, group_column=args.group_column,
-                     drop_unlabeled=args.drop_unlabeled)
+                     drop_unlabeled=args.drop_unlabeled, multi_label=multi, label_sep=args.label_sep,
+                     allow_empty_labels=multi)
     with accelerator.main_process_first():
         bundle = build_data(cfg, seed=0)
     if label_names and list(label_names) != bundle.label_names:
         raise UserError(f"the checkpoint's labels {label_names} differ from the dataset's {bundle.label_names}.")
-    checkpoint_config = our_config(args.checkpoint)
     loader, preprocess = loader_for(bundle, checkpoint_config, data_cfg, args.batch_size)
     if onnx_path is None:
         model, loader = accelerator.prepare(model, loader)
     else:  # the timm model above gave the preprocessing config and labels; model.onnx does the predicting
         model, loader = OnnxModel(onnx_path), accelerator.prepare(loader)
     pred = predict(accelerator, model, loader, preprocess)
-    pred["loss"] = per_sample_loss(pred["logits"], pred["labels"])
-    temperature = float(checkpoint_config.get("temperature", 1.0))
-    result = full_metrics(pred, len(bundle.label_names), temperature)
+    n = len(bundle.label_names)
+    decision = {"task": MULTI_LABEL, "calibration": checkpoint_config.get("calibration"),
+                "thresholds": checkpoint_config.get("thresholds") or [0.5] * n} if multi else \
+        {"task": SINGLE_LABEL, "temperature": float(checkpoint_config.get("temperature", 1.0))}
+    result = score_split(pred, n, decision)  # the checkpoint's own temperature, or calibration and thresholds
     if args.tta != "none":  # beside the plain numbers, never instead of them
         result["metrics"]["tta"] = tta_metrics(accelerator, model, loader, preprocess, args.tta,
                                                checkpoint_config, len(bundle.label_names))

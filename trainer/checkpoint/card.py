@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from trainer.checkpoint.contract import MULTI_LABEL
 from trainer.errors import scrub_artifact
 
 # Where the embedded sources come from and under which license (stated in every card that uses them).
@@ -13,6 +14,9 @@ PROVENANCE = {
                       "the Debian package `dataset-fashion-mnist`"),
     "spoken-digits": (None, "spoken-digits: the ten English digit words synthesised with espeak-ng under many "
                       "voice, speed and pitch settings (one synthesizer; split by voice)"),
+    "fashion-mosaics": (None, "fashion-mosaics, a SYNTHETIC multi-label set: 2x2 mosaics of Fashion-MNIST items by "
+                        "Zalando Research (MIT license, Debian package `dataset-fashion-mnist`), each labelled with "
+                        "the classes it holds"),
 }
 WEIGHTS_PROVENANCE = {
     "tf_efficientnet_lite0.in1k.safetensors": "ImageNet-1k EfficientNet-Lite0 weights from the "
@@ -22,11 +26,26 @@ CARD_METRICS = (("accuracy", "accuracy", "Accuracy"), ("top5_accuracy", "accurac
                 ("f1_macro", "f1", "Macro F1"), ("f1_weighted", "f1", "Weighted F1"))
 TABLE_METRICS = ("accuracy", "top5_accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
                  "f1_weighted", "loss", "ece", "ece_calibrated")
+# multi-label checkpoints (config.json task multi_label): metrics at the tuned per-class thresholds
+MULTI_CARD_METRICS = (("map", "map", "mAP"), ("f1_micro", "f1", "Micro F1"), ("f1_macro", "f1", "Macro F1"),
+                      ("subset_accuracy", "accuracy", "Subset accuracy"))
+MULTI_TABLE_METRICS = ("map", "map_micro", "f1_micro", "f1_macro", "precision_micro", "recall_micro",
+                       "subset_accuracy", "hamming_loss", "loss", "ece", "ece_calibrated")
 
 LIMITS = ("A classifier for the labels above, for inputs that resemble the training data. It says nothing "
           "reliable about inputs outside those classes (it always picks one of them), and accuracy on your "
           "own data can be lower than the numbers above when it looks different (lighting, devices, "
           "speakers). Check the per-class table and the confusion matrix before relying on a class.\n")
+
+
+MULTI_LIMITS = ("A multi-label classifier for the labels above: one independent probability per label, and a label is "
+                "predicted when its probability reaches the label's threshold. It says nothing reliable about "
+                "labels it was not trained on, and its scores on your own data can be lower than the numbers above "
+                "when it looks different. Check the per-class table (AP and threshold) before relying on a label.\n")
+MULTI_CALIBRATION = ("Multi-label: each class has its own sigmoid. Calibrated probabilities are "
+                     "`sigmoid(scale * logit + bias)` with the per-class Platt `calibration` of `config.json`; a class "
+                     "is predicted when its probability reaches its `thresholds` entry (both fitted on validation, "
+                     "the thresholds for the best F1 per class).\n")
 
 
 def _read(out: Path, name: str) -> dict:
@@ -52,7 +71,8 @@ def eval_results(metrics: dict, task: str, dataset_type: str, dataset_name: str)
 
     results = []
     for split in ("test", "val"):
-        for key, metric_type, metric_name in CARD_METRICS:
+        chosen = MULTI_CARD_METRICS if "map" in metrics.get(split, {}) else CARD_METRICS
+        for key, metric_type, metric_name in chosen:
             if split in metrics and key in metrics[split]:
                 results.append(EvalResult(
                     task_type=task, dataset_type=dataset_type, dataset_name=dataset_name,
@@ -61,8 +81,19 @@ def eval_results(metrics: dict, task: str, dataset_type: str, dataset_name: str)
     return results
 
 
-def _load_snippet(ref: str, modality: str) -> str:
+def _load_snippet(ref: str, modality: str, multi_label: bool = False) -> str:
     """How to load and run the model with plain timm."""
+    if multi_label and modality == "image":
+        return (f"```python\nimport json, timm, torch\nfrom PIL import Image\n\n"
+                f"model = timm.create_model(\"{ref}\", pretrained=True).eval()\n"
+                "transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))\n"
+                "x = transform(Image.open(\"photo.jpg\").convert(\"RGB\")).unsqueeze(0)\n"
+                "cfg = json.load(open(\"config.json\"))  # calibration + thresholds, from this repo\n"
+                "with torch.no_grad():\n    z = model(x)[0]\n"
+                "probs = torch.sigmoid(z * torch.tensor(cfg[\"calibration\"][\"scale\"]) + "
+                "torch.tensor(cfg[\"calibration\"][\"bias\"]))\n"
+                "labels = model.pretrained_cfg[\"label_names\"]\n"
+                "print([labels[i] for i, p in enumerate(probs) if p >= cfg[\"thresholds\"][i]])\n```\n")
     if modality == "audio":
         return (f"```python\nimport timm\nmodel = timm.create_model(\"{ref}\", pretrained=True).eval()\n"
                 "# the input is a log-mel spectrogram: use trainer/audio/frontend.py from timm-space with the `audio`\n"
@@ -80,17 +111,23 @@ def _metrics_table(metrics: dict) -> str:
     """Markdown table: one row per metric, one column per split."""
     splits = [s for s in ("val", "test") if s in metrics]
     rows = ["| metric | " + " | ".join(splits) + " |", "| --- |" + " --- |" * len(splits)]
-    for key in TABLE_METRICS:
+    multi = any("map" in metrics[s] for s in splits)
+    for key in MULTI_TABLE_METRICS if multi else TABLE_METRICS:
         if all(key in metrics[s] for s in splits):
             rows.append(f"| {key} | " + " | ".join(f"{metrics[s][key]:.4f}" for s in splits) + " |")
     return "\n".join(rows) + "\n"
 
 
 def _per_class_table(per_class: dict) -> str:
-    """Markdown table of precision/recall/F1/support per label."""
-    rows = ["| label | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |"]
+    """Markdown table of precision/recall/F1/support per label (multi-label: AP and the threshold too)."""
+    multi = any("threshold" in m for m in per_class.values())
+    rows = ["| label | precision | recall | F1 | support |" + (" AP | threshold |" if multi else ""),
+            "| --- | --- | --- | --- | --- |" + (" --- | --- |" if multi else "")]
     for name, m in per_class.items():
-        rows.append(f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {int(m['support'])} |")
+        row = f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {int(m['support'])} |"
+        if multi:
+            row += (f" {m['ap']:.3f} |" if m.get("ap") is not None else " – |") + f" {m['threshold']:.3f} |"
+        rows.append(row)
     return "\n".join(rows) + "\n"
 
 
@@ -169,18 +206,23 @@ def render_body(out: Path, repo_id: str | None, space_id: str | None, final_dir:
     name = repo_id.split("/")[-1] if repo_id else final_dir.name
     ref = f"hf-hub:{repo_id}" if repo_id else f"local-dir:{final_dir}"
     primary = metrics.get("primary_split", "test")
-    accuracy = metrics.get(primary, {}).get("accuracy")
+    multi = cfg.get("task") == MULTI_LABEL
+    key = "map" if multi else "accuracy"
+    score = metrics.get(primary, {}).get(key)
+    kind = "multi-label " if multi else ""
     parts = [f"# {name}\n",
-             f"`{cfg.get('architecture')}` fine-tuned with timm-space for {modality} classification on "
-             f"{data_text}." + (f" {primary} accuracy **{accuracy:.4f}**." if accuracy is not None else "") + "\n"]
+             f"`{cfg.get('architecture')}` fine-tuned with timm-space for {kind}{modality} classification on "
+             f"{data_text}." + (f" {primary} {'mAP' if multi else 'accuracy'} **{score:.4f}**." if score is not None
+                                else "") + "\n"]
     if space_id:
         parts.append(f"Try it: [the demo Space](https://huggingface.co/spaces/{space_id}).\n")
     if modality == "audio":
         parts.append("The Hub's inference widget does not apply to this model: it classifies log-mel "
                      "spectrograms, so use the Space (or the front end below).\n")
-    parts += ["## How to use\n", _load_snippet(ref, modality),
-              f"Calibrated probabilities: divide the logits by `temperature` = {cfg.get('temperature', 1.0):.3f} "
-              "from `config.json` (fitted on validation) before the softmax.\n",
+    calibration = (MULTI_CALIBRATION if multi else
+                   f"Calibrated probabilities: divide the logits by `temperature` = {cfg.get('temperature', 1.0):.3f} "
+                   "from `config.json` (fitted on validation) before the softmax.\n")
+    parts += ["## How to use\n", _load_snippet(ref, modality, multi), calibration,
               "## Labels\n", ", ".join(f"`{x}`" for x in cfg.get("label_names", [])) + "\n",
               "## Evaluation\n", _metrics_table(metrics) if metrics else "(no metrics)\n"]
     parts += _latency_and_tta(metrics.get(primary, {}), primary)
@@ -192,7 +234,7 @@ def render_body(out: Path, repo_id: str | None, space_id: str | None, final_dir:
     if groups:
         parts += [f"Per `{_cell(groups['column'])}` group:\n", _groups_table(groups)]
     parts += ["## Training\n", _training_section(tc, man), "## Data, weights and licenses\n",
-              _provenance(tc, data_text), "## Intended use and limits\n", LIMITS]
+              _provenance(tc, data_text), "## Intended use and limits\n", MULTI_LIMITS if multi else LIMITS]
     return "\n".join(parts)
 
 
@@ -206,8 +248,10 @@ def build_card(out: Path, repo_id: str | None = None, space_id: str | None = Non
     hub_datasets, dataset_type, _ = dataset_ids(tc)
     data = ModelCardData(
         library_name="timm", pipeline_tag=task, license=tc.get("hub", {}).get("hub_license"),
-        datasets=hub_datasets or None, metrics=["accuracy", "f1"],
-        tags=["timm", task, cfg.get("architecture", "model"), "timm-space"],
+        datasets=hub_datasets or None,
+        metrics=["map", "f1", "accuracy"] if cfg.get("task") == MULTI_LABEL else ["accuracy", "f1"],
+        tags=["timm", task, cfg.get("architecture", "model"), "timm-space"]
+        + (["multi-label-classification"] if cfg.get("task") == MULTI_LABEL else []),
         model_name=repo_id.split("/")[-1] if repo_id else (final_dir or out).name,
         eval_results=eval_results(metrics, task, dataset_type, dataset_type) or None)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{render_body(out, repo_id, space_id, final_dir)}")

@@ -7,6 +7,11 @@ docs/checkpoint-format.md describes each file.
 
 from __future__ import annotations
 
+from trainer.config import MULTI_LABEL, SINGLE_LABEL  # noqa: F401 - config.json `task` values, re-exported for readers
+
+# 6: config.json `task` ("single_label" | "multi_label"; absent = single-label); a multi-label one holds per-class
+#    `thresholds` and `calibration` (Platt scale + bias) instead of `temperature`, eval/multilabel_confusion.json
+#    (per-class TP/FP/FN/TN) instead of confusion_matrix.json, and multi-hot labels in predictions.parquet;
 # 5: config.json may hold an `ood` block (energy-score threshold fitted on validation, trainer.evaluation.ood),
 #    metrics.json `ood_flagged` per split; manifest.json `time_budget` (--time-budget: planned vs actual);
 # 4: model.onnx + eval/export.json (trainer/export.py, which then rewrites manifest.json), lr_find/ (--lr-find,
@@ -15,9 +20,9 @@ from __future__ import annotations
 #    calibrated probabilities and diagonal cells in samples.json, latency p95 + hardware and `tta` in metrics.json;
 # 2: config.json may hold modality "audio" with an `audio` block (the log-mel front end); 1: images only.
 # Bump it when the contract changes, and keep older checkpoints loading (tests/fixtures/checkpoints).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
-CONFIG = "config.json"  # timm's config + label_names, modality, audio block, temperature, ood
+CONFIG = "config.json"  # timm's config + label_names, modality, audio block, task, temperature or thresholds, ood
 WEIGHTS = "model.safetensors"  # never a pickle
 CARD = "README.md"  # the model card
 TRAIN_CONFIG = "train_config.json"  # the resolved TrainConfig (secrets removed)
@@ -51,9 +56,10 @@ SPACE_SOURCES = ("app.py", "space", "trainer/__init__.py", "trainer/errors.py", 
                  "trainer/data/__init__.py", "trainer/data/images.py", "trainer/data/folder_labels.py")
 
 
-def config_fields(label_names: list[str], audio: dict | None = None, temperature: float | None = None,
+def config_fields(label_names: list[str], audio: dict | None = None, decision: dict | None = None,
                   ood: dict | None = None) -> dict:
-    """Our keys in config.json beside timm's: label names, modality (+ the audio front end), temperature, the
+    """Our keys in config.json beside timm's: label names, modality (+ the audio front end), the task with how
+    probabilities are made and decided (`temperature`; multi-label: `calibration` + `thresholds`), the
     out-of-distribution threshold."""
     fields: dict = {"label_names": list(label_names), "modality": "audio" if audio is not None else "image"}
     if audio is not None:
@@ -62,8 +68,8 @@ def config_fields(label_names: list[str], audio: dict | None = None, temperature
         from trainer.audio.decode import RESAMPLER
 
         fields["resampler"] = RESAMPLER  # how waves reached audio.sample_rate (the front end's input)
-    if temperature is not None:
-        fields["temperature"] = temperature
+    if decision is not None:
+        fields.update({"task": SINGLE_LABEL, **decision})
     if ood is not None:
         fields["ood"] = dict(ood)
     return fields

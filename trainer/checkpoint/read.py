@@ -6,7 +6,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer.checkpoint.contract import CONFIG, MANIFEST, MODEL_PATTERNS, SCHEMA_VERSION, SERVED_PATTERNS, WEIGHTS
+from trainer.checkpoint.contract import (
+    CONFIG,
+    MANIFEST,
+    MODEL_PATTERNS,
+    MULTI_LABEL,
+    SCHEMA_VERSION,
+    SERVED_PATTERNS,
+    SINGLE_LABEL,
+    WEIGHTS,
+)
 from trainer.checkpoint.integrity import consistent_dir
 from trainer.errors import UserError, network_errors
 
@@ -89,6 +98,7 @@ def _check_bounds(cfg: dict, labels, where: str) -> None:
     t = cfg.get("temperature", 1.0)
     if t is not None and not (isinstance(t, int | float) and math.isfinite(t) and 0.01 <= t <= 100):
         raise UserError(f"{where}: temperature {str(t)[:30]} is out of bounds (0.01 to 100).")
+    _check_task(cfg, len(labels), where)
     ood = cfg.get("ood")
     if ood is not None and not (isinstance(ood, dict) and isinstance(ood.get("threshold"), int | float)
                                 and not isinstance(ood.get("threshold"), bool) and math.isfinite(ood["threshold"])):
@@ -98,6 +108,33 @@ def _check_bounds(cfg: dict, labels, where: str) -> None:
             AudioConfig.from_block(cfg["audio"])  # the trainer's own checks: rate, clip, mels, frames
         except (UserError, TypeError, ValueError) as e:
             raise UserError(f"{where}: the `audio` block of config.json is out of bounds: {str(e)[:300]}") from None
+
+
+def _numbers(values, n: int, lo: float, hi: float) -> bool:
+    """Whether `values` is a list of n finite numbers within [lo, hi] (booleans are not numbers here)."""
+    import math
+
+    return isinstance(values, list) and len(values) == n and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi for v in values)
+
+
+def _check_task(cfg: dict, n: int, where: str) -> None:
+    """`task` (schema 6) and, for a multi-label model, its per-class `thresholds` and Platt `calibration`."""
+    from trainer.evaluation.calibration import PLATT, PLATT_BOUNDS
+
+    task = cfg.get("task", SINGLE_LABEL)
+    if task not in (SINGLE_LABEL, MULTI_LABEL):
+        raise UserError(f"{where}: unknown task {str(task)[:40]!r} (expected {SINGLE_LABEL} or {MULTI_LABEL}).")
+    if task != MULTI_LABEL:
+        return
+    if "thresholds" in cfg and not _numbers(cfg["thresholds"], n, 0.0, 1.0):
+        raise UserError(f"{where}: `thresholds` must be {n} probabilities in [0, 1], one per class.")
+    calibration = cfg.get("calibration")
+    if calibration is not None and not (isinstance(calibration, dict) and calibration.get("method") == PLATT
+                                        and _numbers(calibration.get("scale"), n, *PLATT_BOUNDS["scale"])
+                                        and _numbers(calibration.get("bias"), n, *PLATT_BOUNDS["bias"])):
+        raise UserError(f"{where}: the `calibration` block must be method {PLATT!r} with {n} scales in "
+                        f"{PLATT_BOUNDS['scale']} and {n} biases in {PLATT_BOUNDS['bias']}.")
 
 
 def check_checkpoint(path: Path, where: str) -> dict:

@@ -62,6 +62,34 @@ def write_samples(root: Path, ds, input_column: str, pred: dict, label_names: li
     return index
 
 
+def write_multilabel_samples(root: Path, ds, input_column: str, pred: dict, label_names: list[str]) -> dict:
+    """Multi-label thumbnails: the top-loss samples ('true classes → chosen classes', the class most wrongly scored
+    as the Grad-CAM target) and, per class, its lowest-loss sample where the class was found. No cells: a
+    multi-label sample does not fall into one (true, predicted) cell."""
+    root.mkdir(parents=True, exist_ok=True)
+    targets, chosen, probs, loss = pred["labels"], pred["pred"], pred["probs"], pred["loss"]
+    names = np.asarray(label_names, dtype=object)
+
+    def save(row: int, kind: str, max_side: int, label: str | None = None) -> dict:
+        name = f"{kind}_{int(pred['index'][row])}.png"
+        if not (root / name).exists():
+            _save_image(ds[int(pred["index"][row])][input_column], root / name, max_side)
+        wrong = np.abs(probs[row] - targets[row])  # the class the model got most wrong
+        return {"file": f"samples/{name}", "index": int(pred["index"][row]),
+                "label": label or ", ".join(names[targets[row] > 0]) or "(none)",
+                "pred": ", ".join(names[chosen[row] > 0]) or "(none)", "loss": float(loss[row]),
+                "target": int(np.argmax(wrong))}
+
+    worst = np.argsort(-loss, kind="stable")[:TOP_LOSS_N]
+    index: dict = {"top_loss": [save(row, "sample", THUMB_MAX) for row in worst], "cells": {}, "examples": []}
+    for c, label in enumerate(label_names):
+        rows = np.flatnonzero((targets[:, c] > 0) & (chosen[:, c] > 0))
+        if len(rows):
+            index["examples"].append({**save(rows[np.argmin(loss[rows])], "example", EXAMPLE_MAX), "label": label,
+                                      "target": c})
+    return index
+
+
 def write_explanations(root: Path, model, data_cfg: dict, ds, input_column: str, entries: list[dict],
                        label_names: list[str]) -> str | None:
     """Grad-CAM overlays (for the predicted class) of the top-loss image samples: adds 'explain' to each entry.
@@ -79,7 +107,8 @@ def write_explanations(root: Path, model, data_cfg: dict, ds, input_column: str,
     try:
         for e in entries:
             x = transform(to_rgb(ds[e["index"]][input_column]))[None].to(device)
-            cam, _cls, _logits = gradcam(model, x, label_names.index(e["pred"]))
+            target = e["target"] if "target" in e else label_names.index(e["pred"])  # multi-label entries name it
+            cam, _cls, _logits = gradcam(model, x, target)
             name = f"explain_{e['index']}.png"
             overlay(shown_input(x, data_cfg["mean"], data_cfg["std"]), cam, EXPLAIN_MIN).save(root / name)
             e["explain"] = f"samples/{name}"

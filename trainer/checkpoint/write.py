@@ -18,6 +18,7 @@ from trainer.checkpoint.contract import (
     CONFIG,
     EVAL_DIR,
     MANIFEST,
+    MULTI_LABEL,
     ONNX,
     PREVIOUS_DIR,
     SCHEMA_VERSION,
@@ -28,7 +29,7 @@ from trainer.checkpoint.contract import (
     primary_split,
 )
 from trainer.checkpoint.integrity import digests, restore
-from trainer.checkpoint.samples import write_explanations, write_samples
+from trainer.checkpoint.samples import write_explanations, write_multilabel_samples, write_samples
 from trainer.errors import scrub_artifact
 from trainer.evaluation.plots import confusion_matrix_figure, reliability_figure, save_png
 
@@ -87,28 +88,43 @@ def manifest(argv: list[str], config: dict, source: dict, wall_s: float, hardwar
             "hardware": hardware, "wall_time_s": round(wall_s, 1)}
 
 
+def _rows(matrix: np.ndarray, dtype) -> "pa.FixedSizeListArray":  # noqa: F821 - pyarrow imported lazily
+    """An (N, C) array as one fixed-size list per row."""
+    import pyarrow as pa
+
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.astype(dtype).reshape(-1)), matrix.shape[1])
+
+
 def write_predictions(path: Path, preds: dict) -> None:
-    """eval/predictions.parquet: split, index, label, pred, loss, raw logits — one row per evaluated sample."""
+    """eval/predictions.parquet: split, index, label, pred, loss, raw logits — one row per evaluated sample;
+    multi-label: label and pred are multi-hot rows (pred at the tuned thresholds), plus the calibrated `probs`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     tables = []
     for split, p in preds.items():
         logits = p["logits"].astype(np.float32)
-        tables.append(pa.table({
-            "split": [split] * len(logits), "index": p["index"].astype(np.int64),
-            "label": p["labels"].astype(np.int64), "pred": logits.argmax(1).astype(np.int64),
-            "loss": p["loss"].astype(np.float32),
-            "logits": pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), logits.shape[1])}))
+        columns = {"split": [split] * len(logits), "index": p["index"].astype(np.int64)}
+        if p["labels"].ndim == 2:
+            columns.update(label=_rows(p["labels"], np.uint8), pred=_rows(p["pred"], np.uint8),
+                           probs=_rows(p["probs"], np.float32))
+        else:
+            columns.update(label=p["labels"].astype(np.int64), pred=logits.argmax(1).astype(np.int64))
+        columns.update(loss=p["loss"].astype(np.float32), logits=_rows(logits, np.float32))
+        tables.append(pa.table(columns))
     tmp = Path(f"{path}.tmp")
     pq.write_table(pa.concat_tables(tables), tmp)
     os.replace(tmp, path)
 
 
+MULTILABEL_CONFUSION = "multilabel_confusion.json"  # per class TP/FP/FN/TN of a multi-label model
+CONFUSION_COUNTS = ("tp", "fp", "fn", "tn")
+
+
 def _per_class(per_class: dict, label_names: list[str]) -> dict:
-    """{label: {precision, recall, f1, specificity, support}}."""
-    return {name: {k: per_class[k][i] for k in ("precision", "recall", "f1", "specificity", "support")}
-            for i, name in enumerate(label_names)}
+    """{label: {precision, recall, f1, specificity, support}} (multi-label: {ap, precision, recall, f1, support,
+    threshold})."""
+    return {name: {k: values[i] for k, values in per_class.items()} for i, name in enumerate(label_names)}
 
 
 def _write_eval(eval_dir: Path, results: dict, primary: str, label_names: list[str], history: list) -> None:
@@ -117,9 +133,14 @@ def _write_eval(eval_dir: Path, results: dict, primary: str, label_names: list[s
     main = results[primary]
     write_json(eval_dir / "metrics.json", {"primary_split": primary,
                                            **{s: r["metrics"] for s, r in results.items()}})
-    write_json(eval_dir / "per_class.json", _per_class(main["per_class"], label_names))
-    write_json(eval_dir / "confusion_matrix.json", {"split": primary, "labels": label_names,
-                                                    "matrix": main["confusion_matrix"]})
+    per_class = dict(main["per_class"])
+    if "confusion_matrix" in main:
+        write_json(eval_dir / "confusion_matrix.json", {"split": primary, "labels": label_names,
+                                                        "matrix": main["confusion_matrix"]})
+    else:  # multi-label: one-vs-rest counts per class instead of one matrix
+        counts = {k: per_class.pop(k) for k in CONFUSION_COUNTS}
+        write_json(eval_dir / MULTILABEL_CONFUSION, {"split": primary, "labels": label_names, **counts})
+    write_json(eval_dir / "per_class.json", _per_class(per_class, label_names))
     write_json(eval_dir / "reliability.json", {"split": primary, **main["reliability"]})
     write_json(eval_dir / "history.json", history)
     groups = {s: r["groups"] for s, r in results.items() if r.get("groups")}
@@ -130,10 +151,13 @@ def _write_eval(eval_dir: Path, results: dict, primary: str, label_names: list[s
 
 
 def _write_plots(eval_dir: Path, main: dict, label_names: list[str], primary: str) -> None:
-    """confusion_matrix.png and reliability.png for the model card and for people browsing the files."""
-    save_png(confusion_matrix_figure(main["confusion_matrix"], label_names, title=f"{primary} split"),
-             eval_dir / "confusion_matrix.png")
-    save_png(reliability_figure(main["reliability"]), eval_dir / "reliability.png")
+    """confusion_matrix.png (single-label) and reliability.png for the model card and for people browsing the
+    files."""
+    if "confusion_matrix" in main:
+        save_png(confusion_matrix_figure(main["confusion_matrix"], label_names, title=f"{primary} split"),
+                 eval_dir / "confusion_matrix.png")
+    after = "temperature-scaled" if "confusion_matrix" in main else "Platt-scaled"  # multi-label: Platt per class
+    save_png(reliability_figure(main["reliability"], after), eval_dir / "reliability.png")
 
 
 def install(staging: Path, out: Path) -> None:
@@ -159,7 +183,7 @@ def install(staging: Path, out: Path) -> None:
 
 
 def save_model_files(model, directory: Path, data_cfg: dict, label_names: list[str], audio: dict | None = None,
-                     temperature: float | None = None, state_dict: dict | None = None,
+                     decision: dict | None = None, state_dict: dict | None = None,
                      ood: dict | None = None) -> None:
     """config.json + model.safetensors in timm's HF format: the one writer of model files (final and every-epoch).
 
@@ -176,23 +200,28 @@ def save_model_files(model, directory: Path, data_cfg: dict, label_names: list[s
     weights = model.state_dict() if state_dict is None else state_dict
     save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(directory / WEIGHTS))
     save_config_for_hf(model, str(directory / CONFIG), data_config=data_cfg,
-                                   model_config=config_fields(label_names, audio, temperature, ood))
+                                   model_config=config_fields(label_names, audio, decision, ood))
 
 
-def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], temperature: float,
+def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], decision: dict,
                      train_config: dict, results: dict, preds: dict, sample_ds, input_column: str,
                      history: list, run_manifest: dict, audio: dict | None = None,
                      preflight: dict | None = None, state_dict: dict | None = None, ood: dict | None = None) -> None:
-    """Stage the whole contract in out/.staging (manifest.json with each file's sha256), then install it."""
+    """Stage the whole contract in out/.staging (manifest.json with each file's sha256), then install it.
+    decision: config.json's `temperature`, or a multi-label model's `task`, `calibration` and `thresholds`."""
     staging = out / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
-    save_model_files(model, staging, data_cfg, label_names, audio, temperature, state_dict, ood)
+    save_model_files(model, staging, data_cfg, label_names, audio, decision, state_dict, ood)
     write_json(staging / TRAIN_CONFIG, train_config)
     primary = primary_split(results)
     _write_eval(staging / EVAL_DIR, results, primary, label_names, history)
     write_predictions(staging / EVAL_DIR / "predictions.parquet", preds)
     samples_dir = staging / EVAL_DIR / "samples"
-    samples = write_samples(samples_dir, sample_ds, input_column, preds[primary], label_names, temperature)
+    if decision.get("task") == MULTI_LABEL:
+        samples = write_multilabel_samples(samples_dir, sample_ds, input_column, preds[primary], label_names)
+    else:
+        samples = write_samples(samples_dir, sample_ds, input_column, preds[primary], label_names,
+                                decision["temperature"])
     if audio is None:  # Grad-CAM of the worst mistakes; a spectrogram thumbnail is not the model's input
         note = write_explanations(samples_dir, model, data_cfg, sample_ds, input_column, samples["top_loss"],
                                   label_names)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer.config import DataConfig
+from trainer.config import MULTI_LABEL, SINGLE_LABEL, DataConfig
 from trainer.data.extra import add_extra_data
 from trainer.data.images import verify_images
+from trainer.data.multilabel import encode_multilabels, is_multi_label, multilabel_cap, multilabel_holdout
 from trainer.data.sources import detect_columns, load_source
 from trainer.data.splits import (
     check_group_column,
@@ -35,6 +36,7 @@ class DataBundle:
     skipped: int = 0  # unreadable files dropped from a local folder
     modality: str = "image"  # "audio" when the input column is a datasets.Audio feature
     preflight: dict | None = None  # the quick data preflight (trainer/data/preflight.py), written to eval/
+    task: str = SINGLE_LABEL  # "multi_label": the label column is List(ClassLabel), targets are multi-hot
 
 
 def build_data(cfg: DataConfig, seed: int) -> DataBundle:
@@ -62,16 +64,13 @@ def build_data(cfg: DataConfig, seed: int) -> DataBundle:
             skipped += dropped
         if skipped:
             print(f"warning: skipped {skipped} unreadable {modality} file(s) in {cfg.dataset}", flush=True)
-    check_labels(splits, label, cfg.drop_unlabeled)  # before encoding: None and -1 are counted, not mislabelled
-    label_names = encode_labels(splits, label)
-    if "val" not in splits:
-        splits["train"], splits["val"] = stratified_holdout(splits["train"], label, cfg.val_pct, seed, label_names)
-    splits["train"] = stratified_cap(splits["train"], cfg.max_train_samples, label, seed)
-    for name in ("val", "test"):
-        if name in splits:
-            splits[name] = stratified_cap(splits[name], cfg.max_eval_samples, label, seed)
+    multi = is_multi_label(splits["train"].features, label, cfg)
+    label_names = (_multi_label_splits if multi else _single_label_splits)(splits, label, cfg, seed)
     if cfg.group_column:
         check_group_column(splits, cfg.group_column)
+    if multi and cfg.extra_data:
+        raise UserError("--extra-data adds <class>/<file> folders: one class per file, so it cannot extend "
+                        "multi-label data. Add those files to the dataset with their label lists instead.")
     # the app's flywheel corrections: train split only, after the holdout and the caps (trainer/data/extra.py)
     extra = add_extra_data(splits, cfg.extra_data, image, label, label_names, modality,
                            cfg.extra_data_pending) if cfg.extra_data else None
@@ -83,4 +82,30 @@ def build_data(cfg: DataConfig, seed: int) -> DataBundle:
     if extra is not None:
         source["extra_data"] = extra
     return DataBundle(splits["train"], splits["val"], splits.get("test"), image, label, label_names,
-                      source, skipped, modality)
+                      source, skipped, modality, task=MULTI_LABEL if multi else SINGLE_LABEL)
+
+
+def _single_label_splits(splits: dict, label: str, cfg: DataConfig, seed: int) -> list[str]:
+    """One ClassLabel over every split, a stratified holdout when there is no val split, stratified caps."""
+    check_labels(splits, label, cfg.drop_unlabeled)  # before encoding: None and -1 are counted, not mislabelled
+    label_names = encode_labels(splits, label)
+    if "val" not in splits:
+        splits["train"], splits["val"] = stratified_holdout(splits["train"], label, cfg.val_pct, seed, label_names)
+    splits["train"] = stratified_cap(splits["train"], cfg.max_train_samples, label, seed)
+    for name in ("val", "test"):
+        if name in splits:
+            splits[name] = stratified_cap(splits[name], cfg.max_eval_samples, label, seed)
+    return label_names
+
+
+def _multi_label_splits(splits: dict, label: str, cfg: DataConfig, seed: int) -> list[str]:
+    """One List(ClassLabel) over every split; holdout and caps by iterative stratification (trainer/data/multilabel)."""
+    label_names = encode_multilabels(splits, label, cfg)
+    n = len(label_names)
+    if "val" not in splits:
+        splits["train"], splits["val"] = multilabel_holdout(splits["train"], label, cfg.val_pct, seed, n)
+    splits["train"] = multilabel_cap(splits["train"], cfg.max_train_samples, label, seed, n)
+    for name in ("val", "test"):
+        if name in splits:
+            splits[name] = multilabel_cap(splits[name], cfg.max_eval_samples, label, seed, n)
+    return label_names

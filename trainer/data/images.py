@@ -83,10 +83,12 @@ def preresize(ds, image_column: str, short_side: int, num_proc: int, desc: str):
 
 
 class HFImageDataset(torch.utils.data.Dataset):
-    """A `datasets.Dataset` split as (uint8 CHW tensor, label, row index) samples."""
+    """A `datasets.Dataset` split as (uint8 CHW tensor, label, row index) samples; the label is the row's multi-hot
+    float vector when `targets` (an (N, C) matrix, multi-label data) is given."""
 
-    def __init__(self, ds, image_column: str, label_column: str, transform: Callable) -> None:
+    def __init__(self, ds, image_column: str, label_column: str, transform: Callable, targets=None) -> None:
         self.ds, self.image_column, self.label_column, self.transform = ds, image_column, label_column, transform
+        self.targets = None if targets is None else torch.as_tensor(targets, dtype=torch.float32)
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -94,7 +96,7 @@ class HFImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple:
         row = self.ds[i]
         x = torch.as_tensor(self.transform(to_rgb(row[self.image_column])))
-        return x, row[self.label_column], i
+        return x, row[self.label_column] if self.targets is None else self.targets[i], i
 
 
 class TensorImageDataset(torch.utils.data.Dataset):
@@ -107,7 +109,7 @@ class TensorImageDataset(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int) -> tuple:
-        return self.images[i], int(self.labels[i]), i
+        return self.images[i], int(self.labels[i]) if self.labels.ndim == 1 else self.labels[i], i
 
     @classmethod
     def stack(cls, batches: list) -> TensorImageDataset:

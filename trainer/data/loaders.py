@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trainer.config import TrainConfig
+from trainer.config import MULTI_LABEL, TrainConfig
 from trainer.data.bundle import DataBundle
 from trainer.data.images import (
     DevicePreprocess,
@@ -23,6 +23,7 @@ from trainer.data.images import (
     train_transform,
     use_decode_cache,
 )
+from trainer.data.multilabel import label_matrix
 from trainer.data.splits import label_array
 from trainer.data.waves import (
     AudioPreprocess,
@@ -33,6 +34,7 @@ from trainer.data.waves import (
     wave_bytes,
     with_stats,
 )
+from trainer.errors import UserError
 
 
 class EpochWeightedSampler(torch.utils.data.WeightedRandomSampler):
@@ -64,11 +66,21 @@ class Loaders:
     decoded: bool
     audio: dict | None = None  # the config.json `audio` block (front end + train statistics) for audio data
     sharded: bool = False  # train already yields this process's share (--streaming), so len() is per process
+    multi_label: bool = False  # labels are (B, C) multi-hot float targets; class_counts are positives per class
 
 
-def class_counts(ds, label: str, num_classes: int) -> np.ndarray:
-    """Samples per class in a split."""
+def class_counts(ds, label: str, num_classes: int, multi_label: bool = False) -> np.ndarray:
+    """Samples per class in a split (multi-label: rows holding each class)."""
+    if multi_label:
+        return label_matrix(ds, label, num_classes).sum(0, dtype=np.int64)
     return np.bincount(label_array(ds, label), minlength=num_classes)
+
+
+def split_targets(bundle: DataBundle, ds) -> np.ndarray | None:
+    """The (N, C) multi-hot targets of a split of multi-label data; None for single-label data (class ids)."""
+    if ds is None or bundle.task != MULTI_LABEL:
+        return None
+    return label_matrix(ds, bundle.label_column, len(bundle.label_names))
 
 
 def _datasets(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, decoded: bool) -> tuple:
@@ -82,12 +94,14 @@ def _datasets(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, decoded: boo
             train = preresize(train, img, cfg.data.preresize, workers, "pre-resize train")
             splits = {k: preresize(v, img, cfg.data.preresize, workers, f"pre-resize {k}")
                       for k, v in splits.items() if v is not None}
-        train = HFImageDataset(train, img, lab, train_transform(data_cfg, cfg.augment))
-        rest = {k: HFImageDataset(v, img, lab, ev) for k, v in splits.items() if v is not None}
+        train = HFImageDataset(train, img, lab, train_transform(data_cfg, cfg.augment), split_targets(bundle, train))
+        rest = {k: HFImageDataset(v, img, lab, ev, split_targets(bundle, v)) for k, v in splits.items()
+                if v is not None}
         return train, rest["val"], rest.get("test")
-    train = TensorImageDataset.stack(
-        decode_all(HFImageDataset(bundle.train, img, lab, cache_transform(data_cfg)), workers, "decode train"))
-    rest = {k: TensorImageDataset.stack(decode_all(HFImageDataset(v, img, lab, ev), workers, f"decode {k}"))
+    train = HFImageDataset(bundle.train, img, lab, cache_transform(data_cfg), split_targets(bundle, bundle.train))
+    train = TensorImageDataset.stack(decode_all(train, workers, "decode train"))
+    rest = {k: TensorImageDataset.stack(decode_all(HFImageDataset(v, img, lab, ev, split_targets(bundle, v)), workers,
+                                                   f"decode {k}"))
             for k, v in splits.items() if v is not None}
     return train, rest["val"], rest.get("test")
 
@@ -100,6 +114,9 @@ def make_loaders(cfg: TrainConfig, bundle: DataBundle, sets: tuple, counts: np.n
     train_ds, val_ds, test_ds = sets
     sampler = None
     if cfg.balance == "sampler":
+        if bundle.task == MULTI_LABEL:  # a row holds several classes: no per-row class weight balances them all
+            raise UserError("--balance sampler weights each row by its one class; multi-label rows hold several. "
+                            "Use --balance loss (BCE pos_weight = negatives / positives per class).")
         labels = label_array(bundle.train, bundle.label_column)
         sampler = EpochWeightedSampler(1.0 / np.maximum(counts, 1)[labels], cfg.seed)
     # drop_last keeps batch statistics sane (and mixup needs even batches) unless the set is tiny
@@ -115,8 +132,8 @@ def make_loaders(cfg: TrainConfig, bundle: DataBundle, sets: tuple, counts: np.n
 
 def build_loaders(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, num_processes: int) -> Loaders:
     """Train/val/test loaders plus the on-device preprocessing that matches them."""
-    n_classes = len(bundle.label_names)
-    counts = class_counts(bundle.train, bundle.label_column, n_classes)
+    n_classes, multi = len(bundle.label_names), bundle.task == MULTI_LABEL
+    counts = class_counts(bundle.train, bundle.label_column, n_classes, multi)
     n = len(bundle.train) + len(bundle.val) + (len(bundle.test) if bundle.test is not None else 0)
     decoded = use_decode_cache(cfg.data.decode_cache, pixel_bytes(n, tuple(data_cfg["input_size"])), cfg.augment)
     sets = _datasets(cfg, bundle, data_cfg, decoded)
@@ -127,25 +144,28 @@ def build_loaders(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, num_proc
     return Loaders(train, val, test,
                    DevicePreprocess(data_cfg, cfg.augment, channels_last, batch_crop=decoded),
                    DevicePreprocess(data_cfg, None, channels_last, batch_crop=False),
-                   counts, decoded)
+                   counts, decoded, multi_label=multi)
 
 
 def build_audio_loaders(cfg: TrainConfig, bundle: DataBundle, num_processes: int, log=print) -> tuple:
     """(Loaders, timm data config) for an audio bundle: waves decoded once when they fit, stats on train."""
     a, column, label = cfg.audio, bundle.input_column, bundle.label_column
     splits = {"train": bundle.train, "val": bundle.val, "test": bundle.test}
-    sets = {k: WaveDataset(v, column, label, a.sample_rate) for k, v in splits.items() if v is not None}
+    sets = {k: WaveDataset(v, column, label, a.sample_rate, split_targets(bundle, v)) for k, v in splits.items()
+            if v is not None}
     decoded = use_decode_cache(cfg.data.decode_cache, wave_bytes(sets["train"], sum(map(len, sets.values()))))
     if decoded:  # lists of (wave, label, row) per batch, packed into one flat tensor per split
         sets = {k: CachedWaves.pack(decode_all(d, cfg.data.num_workers, f"decode {k}", batch_size=64,
                                                collate_fn=list)) for k, d in sets.items()}
     a = with_stats(a, sets["train"], log)
-    counts = class_counts(bundle.train, label, len(bundle.label_names))
+    multi = bundle.task == MULTI_LABEL
+    counts = class_counts(bundle.train, label, len(bundle.label_names), multi)
     workers = 0 if decoded else cfg.data.num_workers  # in-memory waves: worker IPC costs more than it saves
     collate = (PadCollate(a.clip_samples, train=True), PadCollate(a.clip_samples, train=False))
     train, val, test = make_loaders(cfg, bundle, (sets["train"], sets["val"], sets.get("test")), counts, workers,
                                     num_processes, collate)
     channels_last = cfg.model.channels_last
     loaders = Loaders(train, val, test, AudioPreprocess(a, True, channels_last),
-                      AudioPreprocess(a, False, channels_last), counts, decoded, audio=a.to_block())
+                      AudioPreprocess(a, False, channels_last), counts, decoded, audio=a.to_block(),
+                      multi_label=multi)
     return loaders, audio_data_cfg(a)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.config import MULTI_LABEL
+from trainer.data.multilabel import label_matrix
 from trainer.data.near_duplicates import hashes_to_uint64, near_pairs
 from trainer.data.splits import label_array
 
@@ -76,9 +78,25 @@ def _phashes(ds, column: str) -> tuple[np.ndarray, np.ndarray]:
     return hashes_to_uint64(bits), readable
 
 
-def _counts(ds, label: str, label_names: list[str]) -> dict:
-    """{class: rows} of one split, and its imbalance ratio (largest class / smallest non-empty class)."""
-    counts = np.bincount(label_array(ds, label), minlength=len(label_names))
+def _label_ids(bundle, splits: dict) -> tuple[dict, list[str]]:
+    """({split: one id per row}, the name of each id): the class, or for multi-label data the row's set of classes
+    (ids shared by all splits)."""
+    if bundle.task != MULTI_LABEL:
+        return {k: label_array(ds, bundle.label_column) for k, ds in splits.items()}, bundle.label_names
+    matrices = [label_matrix(ds, bundle.label_column, len(bundle.label_names)) for ds in splits.values()]
+    sets, ids = np.unique(np.concatenate(matrices), axis=0, return_inverse=True)
+    ends = np.cumsum([len(m) for m in matrices])
+    names = np.asarray(bundle.label_names, dtype=object)
+    return (dict(zip(splits, np.split(ids.reshape(-1), ends[:-1]), strict=True)),
+            [", ".join(names[row > 0]) or "(none)" for row in sets])
+
+
+def _counts(ds, bundle) -> dict:
+    """{class: rows} of one split (multi-label: rows holding the class), and its imbalance ratio (largest class /
+    smallest non-empty class)."""
+    label, label_names = bundle.label_column, bundle.label_names
+    counts = label_matrix(ds, label, len(label_names)).sum(0) if bundle.task == MULTI_LABEL else \
+        np.bincount(label_array(ds, label), minlength=len(label_names))
     present = counts[counts > 0]
     return {"per_class": {n: int(c) for n, c in zip(label_names, counts, strict=True)},
             "imbalance_ratio": round(float(present.max() / present.min()), 2) if len(present) else None}
@@ -93,17 +111,18 @@ def preflight(bundle, near_duplicates: int | None = None) -> dict:
     splits = {name: ds for name, ds in (("train", bundle.train), ("val", bundle.val), ("test", bundle.test))
               if ds is not None}
     report: dict = {"dataset": bundle.source.get("dataset"), "skipped_files": bundle.skipped,
-                    "splits": {name: {"rows": len(ds), **_counts(ds, bundle.label_column, bundle.label_names)}
+                    "splits": {name: {"rows": len(ds), **_counts(ds, bundle)}
                                for name, ds in splits.items()}}
     if bundle.modality != "image":
         return report
     seen: dict[str, list[tuple[str, str, str]]] = defaultdict(list)  # hash → (split, name, label)
     rows: dict[str, list] = defaultdict(list)  # per row, over all splits: what the near search reports
+    split_ids, label_names = _label_ids(bundle, splits)
     for s, (name, ds) in enumerate(splits.items()):
         hashes, names, sizes, modes = _describe(ds, bundle.input_column)
-        labels = label_array(ds, bundle.label_column)
+        labels = split_ids[name]
         for h, n, y in zip(hashes, names, labels, strict=True):
-            seen[h].append((name, n, bundle.label_names[y]))
+            seen[h].append((name, n, label_names[y]))
         report["splits"][name].update({"sizes": dict(sizes.most_common(10)), "modes": dict(modes)})
         rows["content"] += hashes
         rows["names"] += names
@@ -116,7 +135,7 @@ def preflight(bundle, near_duplicates: int | None = None) -> dict:
         rows.update(phash=np.concatenate(phashes), readable=np.concatenate(readable),
                     labels=np.concatenate(rows["labels"]), split=np.concatenate(rows["split"]),
                     content=np.unique(rows["content"], return_inverse=True)[1])
-        near = _near_duplicates(rows, near_duplicates, list(splits), bundle.label_names)
+        near = _near_duplicates(rows, near_duplicates, list(splits), label_names)
         report["near_duplicates"] = {**near, "seconds": round(time.perf_counter() - start, 1)}
     return report
 

@@ -10,7 +10,7 @@ from trainer.data.builtin import EMBEDDED, load_embedded
 from trainer.errors import UserError
 
 VAL_NAMES = ("validation", "valid", "val", "dev")
-LABEL_NAMES = ("label", "labels", "class", "category", "target", "fine_label")
+LABEL_NAMES = ("label", "labels", "class", "category", "target", "fine_label", "tags")
 IMAGE_NAMES = ("image", "img", "picture", "pixel_values")
 AUDIO_NAMES = ("audio", "sound", "speech", "wav", "file")
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".webm"}
@@ -87,7 +87,8 @@ def detect_columns(features, cfg: DataConfig) -> tuple[str, str]:
         "images", features, [k for k, v in features.items() if isinstance(v, datasets.Image)],
         IMAGE_NAMES, "--image-column")
     label = cfg.label_column or _pick(
-        "labels", features, [k for k, v in features.items() if isinstance(v, datasets.ClassLabel)],
+        "labels", features, [k for k, v in features.items() if isinstance(v, datasets.ClassLabel)
+                             or isinstance(getattr(v, "feature", None), datasets.ClassLabel)],  # List(ClassLabel)
         LABEL_NAMES, "--label-column")
     if not isinstance(features[image], datasets.Image | datasets.Audio):
         raise UserError(f"column {image!r} is {features[image]}, not an image; set --image-column.")

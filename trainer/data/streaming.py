@@ -32,6 +32,7 @@ from trainer.data.images import (
     use_decode_cache,
 )
 from trainer.data.loaders import Loaders
+from trainer.data.multilabel import is_list_feature
 from trainer.data.sources import detect_columns, folder_builder
 from trainer.data.splits import check_labels, label_array, split_names
 from trainer.errors import UserError
@@ -134,6 +135,9 @@ def build_stream_data(cfg: TrainConfig) -> DataBundle:
     image, label = detect_columns(train.features, d)
     if isinstance(train.features[image], datasets.Audio):
         raise UserError("--streaming covers image datasets; audio is decoded once into memory: drop --streaming.")
+    if d.multi_label or is_list_feature(train.features[label]):
+        raise UserError("--streaming trains single-label data for now; multi-label data (a list label column or "
+                        "--multi-label) trains without --streaming.")
     if not isinstance(train.features[label], datasets.ClassLabel):
         raise UserError(f"--streaming needs a ClassLabel label column to know the classes up front; {label!r} is "
                         f"{train.features[label]}. Train without --streaming, or cast the column in the dataset.")

@@ -21,12 +21,14 @@ KEEP_CLIPS = 3  # collate keeps at most this many clip lengths of a long wave (s
 class WaveDataset(torch.utils.data.Dataset):
     """A datasets split with an Audio column, decoded by our loader (not datasets'): (wave, label, row)."""
 
-    def __init__(self, ds, column: str, label_column: str, sample_rate: int) -> None:
+    def __init__(self, ds, column: str, label_column: str, sample_rate: int, targets=None) -> None:
         import datasets
 
         # Undecoded bytes/paths: trainer.audio.decode decodes them exactly as the app decodes an upload.
         self.ds = ds.cast_column(column, datasets.Audio(decode=False))
         self.column, self.label_column, self.sample_rate = column, label_column, sample_rate
+        # multi-label data: each row's multi-hot float vector instead of its class id
+        self.targets = None if targets is None else torch.as_tensor(targets, dtype=torch.float32)
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -34,7 +36,7 @@ class WaveDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple:
         row = self.ds[i]
         wave, _ = load_waveform(row[self.column], self.sample_rate, name=f"row {i}", allow_silence=True)
-        return wave, row[self.label_column], i
+        return wave, row[self.label_column] if self.targets is None else self.targets[i], i
 
 
 class CachedWaves(torch.utils.data.Dataset):
@@ -47,7 +49,8 @@ class CachedWaves(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int) -> tuple:
-        return self.flat[self.offsets[i]: self.offsets[i + 1]], int(self.labels[i]), i
+        return self.flat[self.offsets[i]: self.offsets[i + 1]], \
+            int(self.labels[i]) if self.labels.ndim == 1 else self.labels[i], i
 
     @classmethod
     def pack(cls, batches: list) -> CachedWaves:
@@ -55,7 +58,14 @@ class CachedWaves(torch.utils.data.Dataset):
         waves = [w for batch in batches for w, _, _ in batch]
         labels = [y for batch in batches for _, y, _ in batch]
         offsets = torch.tensor([0, *np.cumsum([len(w) for w in waves])], dtype=torch.long)
-        return cls(torch.cat(waves), offsets, torch.tensor(labels, dtype=torch.long))
+        return cls(torch.cat(waves), offsets, stack_labels(labels))
+
+
+def stack_labels(labels: list) -> torch.Tensor:
+    """Class ids as one long tensor, or multi-hot vectors (multi-label) as one (B, C) float tensor."""
+    if labels and isinstance(labels[0], torch.Tensor) and labels[0].ndim == 1:
+        return torch.stack(labels)
+    return torch.tensor(labels, dtype=torch.long)
 
 
 class PadCollate:
@@ -78,7 +88,7 @@ class PadCollate:
             waves.append(w)
         lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
         padded = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True) if waves else torch.zeros(0, 0)
-        labels = torch.tensor([y for _, y, _ in batch], dtype=torch.long)
+        labels = stack_labels([y for _, y, _ in batch])
         rows = torch.tensor([i for _, _, i in batch], dtype=torch.long)
         return (padded, lengths), labels, rows
 

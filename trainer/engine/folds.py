@@ -1,4 +1,5 @@
-"""Stratified K-fold cross-validation: one checkpoint per fold, a mean ± std summary, best fold served."""
+"""Stratified K-fold cross-validation (multi-label: iterative stratification): one checkpoint per fold, a
+mean ± std summary, best fold served."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import numpy as np
 from trainer.checkpoint.card import write_card
 from trainer.checkpoint.contract import FOLDS_DIR, SERVED_FILES, STAGING_DIR
 from trainer.checkpoint.write import install, write_json
-from trainer.config import TrainConfig
+from trainer.config import MULTI_LABEL, TrainConfig
 from trainer.data.bundle import DataBundle
 from trainer.data.extra import split_off_extra
+from trainer.data.multilabel import label_matrix, multilabel_folds
 from trainer.data.splits import label_array
 
 
@@ -35,8 +37,12 @@ def run_folds(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, run_
 
     base, extra = split_off_extra(bundle.train, bundle.source)  # --extra-data rows train in every fold, never val
     pool = datasets.concatenate_datasets([base, bundle.val])
-    labels = label_array(pool, bundle.label_column)
-    folds = StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed).split(labels, labels)
+    if bundle.task == MULTI_LABEL:  # iterative stratification: every class keeps its share of positives
+        folds = multilabel_folds(label_matrix(pool, bundle.label_column, len(bundle.label_names)), cfg.folds,
+                                 cfg.seed)
+    else:
+        labels = label_array(pool, bundle.label_column)
+        folds = StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed).split(labels, labels)
     per_fold = []
     for k, (train_idx, val_idx) in enumerate(folds):
         accelerator.print(f"fold {k + 1}/{cfg.folds}: {len(train_idx)} train / {len(val_idx)} val", flush=True)

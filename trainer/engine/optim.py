@@ -60,7 +60,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_pe
 
 
 def build_loss(cfg: TrainConfig, loaders: Loaders, num_classes: int) -> tuple[Callable, Callable | None]:
-    """(criterion, mixup): torch CE handles class weights, smoothing and mixup's soft targets alike."""
+    """(criterion, mixup): torch CE handles class weights, smoothing and mixup's soft targets alike; multi-label
+    data trains one sigmoid per class with timm's BinaryCrossEntropy."""
+    if loaders.multi_label:
+        return multi_label_loss(cfg, loaders, num_classes)
     weight = None
     if cfg.balance == "loss":
         counts = torch.as_tensor(loaders.class_counts, dtype=torch.float)
@@ -76,3 +79,24 @@ def build_loss(cfg: TrainConfig, loaders: Loaders, num_classes: int) -> tuple[Ca
     return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=smoothing), mixup
 
 
+
+
+def multi_label_loss(cfg: TrainConfig, loaders: Loaders, num_classes: int) -> tuple[Callable, Callable | None]:
+    """(timm BinaryCrossEntropy on multi-hot targets, timm Mixup/CutMix mixing them): smoothing moves each binary
+    target towards 0.5 (done by Mixup when it is on); --balance loss weighs positives by negatives / positives."""
+    from timm.data import Mixup
+    from timm.loss import BinaryCrossEntropy
+
+    a = cfg.augment
+    pos_weight = None
+    if cfg.balance == "loss":
+        positives = torch.as_tensor(loaders.class_counts, dtype=torch.float)
+        rows = float(len(loaders.train.dataset))
+        pos_weight = (rows - positives) / positives.clamp(min=1)
+    mixup = None
+    if a.mixup > 0 or a.cutmix > 0:
+        mixup = Mixup(mixup_alpha=a.mixup, cutmix_alpha=a.cutmix, label_smoothing=a.smoothing,
+                      num_classes=num_classes, multi_label=True)
+    criterion = BinaryCrossEntropy(smoothing=a.smoothing if mixup is None else 0.0, smooth_dense=True,
+                                   pos_weight=pos_weight)
+    return criterion, mixup

@@ -14,7 +14,14 @@ import numpy as np
 import torch
 from accelerate.utils import set_seed
 
-from trainer.checkpoint.contract import MANIFEST, SNAPSHOT_DIR, STATE_DIR, TRAIN_CONFIG, primary_split
+from trainer.checkpoint.contract import (
+    MANIFEST,
+    MULTI_LABEL,
+    SNAPSHOT_DIR,
+    STATE_DIR,
+    TRAIN_CONFIG,
+    primary_split,
+)
 from trainer.checkpoint.write import manifest, save_model_files, write_checkpoint, write_json
 from trainer.config import AudioConfig, TrainConfig
 from trainer.data.bundle import DataBundle
@@ -25,10 +32,10 @@ from trainer.engine.budget import Budget, Pacer
 from trainer.engine.loop import LoopContext, TrainState, find_resume, fit, take_plan
 from trainer.engine.optim import build_loss, build_optim
 from trainer.errors import UserError
-from trainer.evaluation.calibration import fit_temperature, per_sample_loss
-from trainer.evaluation.ood import energy_score, fit_ood
+from trainer.evaluation.decision import fit_decision, score_split
+from trainer.evaluation.ood import JOINT, SCORE, SCORES, fit_ood
 from trainer.evaluation.predict import measure_latency, predict
-from trainer.evaluation.report import full_metrics, group_metrics, quick_metrics
+from trainer.evaluation.report import group_metrics, quick_metrics
 from trainer.evaluation.tta import NUM_VIEWS, TTA
 from trainer.hub.push import EpochPusher
 from trainer.model import create_model, resolve_data_cfg, set_pretrained_cfg
@@ -216,15 +223,17 @@ def load_best(ctx: LoopContext) -> torch.nn.Module:
 
 
 def final_evaluation(ctx: LoopContext, bundle: DataBundle) -> tuple:
-    """Best model → predict val (+ test, once); fit the temperature and the OOD threshold on val; full metrics for
-    every split."""
+    """Best model → predict val (+ test, once); fit the temperature (multi-label: calibration and thresholds) and
+    the OOD threshold on val; full metrics for every split."""
     accelerator, n = ctx.accelerator, len(bundle.label_names)
+    multi = bundle.task == MULTI_LABEL
     model = load_best(ctx)
     preds = {"val": predict(accelerator, model, ctx.loaders.val, ctx.loaders.eval_preprocess)}
     if ctx.loaders.test is not None:
         preds["test"] = predict(accelerator, model, ctx.loaders.test, ctx.loaders.eval_preprocess)
-    temperature = fit_temperature(preds["val"]["logits"], preds["val"]["labels"])
-    ood = fit_ood(preds["val"]["logits"])  # the threshold beyond which the app says "not one of the known classes"
+    decision = fit_decision(preds["val"], multi)
+    # the threshold beyond which the app says "not one of the known classes"
+    ood = fit_ood(preds["val"]["logits"], score=JOINT if multi else SCORE)
     results = {}
     if ctx.cfg.tta != "none":  # reported beside the plain numbers (metrics["tta"]), never instead of them
         tta_model = TTA(model, ctx.cfg.tta)
@@ -234,15 +243,14 @@ def final_evaluation(ctx: LoopContext, bundle: DataBundle) -> tuple:
                for split in preds}
     column = ctx.cfg.data.group_column
     for split, p in preds.items():
-        p["loss"] = per_sample_loss(p["logits"], p["labels"])
-        results[split] = full_metrics(p, n, temperature)
-        results[split]["metrics"]["ood_flagged"] = float(np.mean(energy_score(p["logits"]) > ood["threshold"]))
+        results[split] = score_split(p, n, decision)
+        results[split]["metrics"]["ood_flagged"] = float(np.mean(SCORES[ood["score"]](p["logits"]) > ood["threshold"]))
         if ctx.cfg.tta != "none":
             results[split]["metrics"]["tta"] = tta[split]
         if column:  # --group-column: the same numbers per value (e.g. per held-out accent)
             ds = bundle.test if split == "test" else bundle.val
             results[split]["groups"] = {"column": column, "groups": group_metrics(p, ds[column], n)}
-    return model, preds, results, (temperature, ood)
+    return model, preds, results, (decision, ood)
 
 
 def latency_input(ctx: LoopContext, bundle: DataBundle, data_cfg: dict):
@@ -264,7 +272,8 @@ def latency_input(ctx: LoopContext, bundle: DataBundle, data_cfg: dict):
 def write_snapshot(ctx: LoopContext, data_cfg: dict, label_names: list[str], snap: Path) -> None:
     """An every-epoch snapshot: the model files (the final checkpoint's writer), train_config.json and history."""
     model = ctx.accelerator.unwrap_model(ctx.eval_model)
-    save_model_files(model, snap, data_cfg, label_names, audio=ctx.loaders.audio)
+    task = {"task": MULTI_LABEL} if ctx.loaders.multi_label else None  # thresholds come with the final checkpoint
+    save_model_files(model, snap, data_cfg, label_names, audio=ctx.loaders.audio, decision=task)
     write_json(snap / TRAIN_CONFIG, ctx.cfg.to_dict())
     write_json(snap / "history.json", ctx.state.history)
 
@@ -295,7 +304,7 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, b
     if pusher is not None:
         pusher.wait()
     train_s = time.time() - train_start
-    model, preds, results, (temperature, ood) = final_evaluation(ctx, bundle)
+    model, preds, results, (decision, ood) = final_evaluation(ctx, bundle)
     weights = accelerator.get_state_dict(ctx.eval_model)  # on every rank: a collective under FSDP / ZeRO-3
     if accelerator.is_main_process:
         latency = measure_latency(model, latency_input(ctx, bundle, data_cfg), accelerator.device)
@@ -320,11 +329,12 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, b
             run_manifest["time_budget"] = {"budget_s": budget.seconds, "plan": ctx.state.plan,
                                            "stopped_at_deadline": ctx.stopped,
                                            "elapsed_at_evaluation_end_s": round(time.time() - budget.start, 1)}
-        write_checkpoint(out, model, data_cfg, bundle.label_names, temperature, cfg.to_dict(), results, preds,
+        write_checkpoint(out, model, data_cfg, bundle.label_names, decision, cfg.to_dict(), results, preds,
                          sample_ds, bundle.input_column, ctx.state.history, run_manifest, audio=ctx.loaders.audio,
                          preflight=bundle.preflight, state_dict=weights, ood=ood)
-        accelerator.print(f"checkpoint written to {out} ({primary} accuracy "
-                          f"{results[primary]['metrics']['accuracy']:.4f})", flush=True)
+        m = results[primary]["metrics"]
+        score = f"mAP {m['map']:.4f}, micro F1 {m['f1_micro']:.4f}, subset accuracy" if "map" in m else "accuracy"
+        accelerator.print(f"checkpoint written to {out} ({primary} {score} {m['accuracy']:.4f})", flush=True)
         if budget is not None:
             accelerator.print(f"time budget {budget.seconds / 60:g} min: ended {time.time() - budget.start:.1f} s "
                               f"after the start ({budget.seconds:.0f} s allowed)", flush=True)

@@ -2,8 +2,9 @@
 validation data for a target in-distribution recall, and AUROC against out-of-distribution inputs.
 
 The score is the energy of the logits (Liu et al., 2020): E(x) = -T·logsumexp(logits / T) with T = 1, higher
-for inputs unlike the training data. Checked: timm, torchvision and scikit-learn ship no OOD scores; pytorch-ood
-does, but one logsumexp does not justify a dependency.
+for inputs unlike the training data. A multi-label model's classes are independent sigmoids: its score is the
+joint energy (Wang et al., 2021), minus the sum over classes of log(1 + exp(logit)). Checked: timm, torchvision
+and scikit-learn ship no OOD scores; pytorch-ood does, but one logsumexp does not justify a dependency.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 SCORE = "energy"
+JOINT = "joint_energy"  # multi-label models
 TARGET_RECALL = 0.95  # the share of in-distribution validation inputs the threshold keeps as known
 UNKNOWN = "not one of the known classes"
 
@@ -22,18 +24,27 @@ def energy_score(logits: np.ndarray) -> np.ndarray:
     return -(peak[:, 0] + np.log(np.exp(z - peak).sum(axis=1)))
 
 
-def fit_ood(val_logits: np.ndarray, recall: float = TARGET_RECALL) -> dict:
-    """The config.json `ood` block: the energy threshold that keeps `recall` of the validation inputs as known."""
-    scores = energy_score(val_logits)
+def joint_energy_score(logits: np.ndarray) -> np.ndarray:
+    """Joint energy per row of (N, C) multi-label logits: -sum softplus; higher means less like the training data."""
+    return -np.logaddexp(0.0, np.asarray(logits, dtype=np.float64)).sum(axis=1)
+
+
+SCORES = {SCORE: energy_score, JOINT: joint_energy_score}
+
+
+def fit_ood(val_logits: np.ndarray, recall: float = TARGET_RECALL, score: str = SCORE) -> dict:
+    """The config.json `ood` block: the `score` threshold that keeps `recall` of the validation inputs as known."""
+    scores = SCORES[score](val_logits)
     threshold = float(np.quantile(scores, recall))
-    return {"score": SCORE, "threshold": threshold, "target_recall": recall,
+    return {"score": score, "threshold": threshold, "target_recall": recall,
             "val_recall": float(np.mean(scores <= threshold)), "val_samples": int(len(scores))}
 
 
 def verdict(logits: np.ndarray, ood: dict | None) -> tuple[float, bool | None]:
     """(energy score of one row of logits, whether it is over the checkpoint's threshold; None without one)."""
-    score = float(energy_score(np.asarray(logits)[None])[0])
-    if not ood or ood.get("score") != SCORE:
+    kind = (ood or {}).get("score", SCORE)
+    score = float(SCORES.get(kind, energy_score)(np.asarray(logits)[None])[0])
+    if not ood or kind not in SCORES:
         return score, None
     return score, score > float(ood["threshold"])
 

@@ -39,12 +39,12 @@ def confusion_matrix_figure(matrix, labels: list[str], normalize: bool = False, 
     return fig
 
 
-def reliability_figure(reliability: dict):
-    """Accuracy vs confidence per bin, before and after temperature scaling, with the diagonal."""
+def reliability_figure(reliability: dict, after: str = "temperature-scaled"):
+    """Accuracy vs confidence per bin, before and after calibration (named `after`), with the diagonal."""
     fig = _figure(5, 4.5)
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
-    for key, name in (("before", "raw"), ("after", "temperature-scaled")):
+    for key, name in (("before", "raw"), ("after", after)):
         bins = reliability.get(key)
         if bins:
             conf = [b for b, c in zip(bins["confidence"], bins["count"], strict=True) if c]

@@ -6,7 +6,9 @@ from trainer.errors import UserError
 
 EMBEDDED = {"fashion-mnist": "Debian package dataset-fashion-mnist (Zalando Fashion-MNIST, MIT license)",
             "spoken-digits": "zero..nine synthesized by Debian's espeak-ng in 7 accents, split by voice and accent "
-                             "(trainer/data/builtin/spoken_digits.py)"}
+                             "(trainer/data/builtin/spoken_digits.py)",
+            "fashion-mosaics": "SYNTHETIC multi-label: 2x2 mosaics of Fashion-MNIST items labelled with the classes "
+                               "they hold (trainer/data/builtin/fashion_mosaics.py)"}
 
 
 def load_embedded(name: str):
@@ -20,4 +22,8 @@ def load_embedded(name: str):
         from trainer.data.builtin.fashion_mnist import load_fashion_mnist
 
         return load_fashion_mnist()
+    if name == "fashion-mosaics":
+        from trainer.data.builtin.fashion_mosaics import load_fashion_mosaics
+
+        return load_fashion_mosaics()
     raise UserError(f"unknown embedded dataset {name!r}; embedded: {sorted(EMBEDDED)}.")

@@ -12,7 +12,9 @@ _DESCRIPTION = (
     "((i-1)/n, i/n], a confidence of exactly 0 falls in the first bin (Guo et al. 2017); negative "
     "log-likelihood; multi-class Brier score (mean over samples of the sum over classes of squared errors, "
     "range [0, 2]); and the reliability diagram bins. Rows are renormalised in float64 to absorb float32 "
-    "rounding."
+    "rounding. Multi-label data (multi-hot references, independent per-class probabilities): every (sample, "
+    "class) probability is one binary forecast, binned against the share of positives (the marginal multi-label "
+    "ECE); NLL is the mean binary cross-entropy and Brier the mean squared error over those pairs."
 )
 _CITATION = """\
 @inproceedings{guo2017calibration,
@@ -26,7 +28,8 @@ _CITATION = """\
 _KWARGS = """
 Args:
     probabilities (`list` of `list` of `float`): class probabilities, one row per sample; rows sum to 1.
-    references (`list` of `int`): true class ids in [0, num_classes).
+    references (`list` of `int`): true class ids in [0, num_classes); or, for multi-label data, multi-hot rows
+        (`list` of `list` of `int`) with probabilities of each class on its own (rows need not sum to 1).
     n_bins (`int`, defaults to 15): number of equal-width confidence bins over [0, 1].
 Returns:
     ece, mce, nll, brier (floats) and reliability = {bin_lower, bin_upper, confidence, accuracy, count},
@@ -90,12 +93,20 @@ class Calibration(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS,
-            features=datasets.Features(
-                {
-                    "probabilities": datasets.Sequence(datasets.Value("float32")),
-                    "references": datasets.Value("int64"),
-                }
-            ),
+            features=[
+                datasets.Features(
+                    {
+                        "probabilities": datasets.Sequence(datasets.Value("float32")),
+                        "references": datasets.Value("int64"),
+                    }
+                ),
+                datasets.Features(  # multi-label: multi-hot references
+                    {
+                        "probabilities": datasets.Sequence(datasets.Value("float32")),
+                        "references": datasets.Sequence(datasets.Value("int8")),
+                    }
+                ),
+            ],
             reference_urls=["https://arxiv.org/abs/1706.04599"],
         )
 
@@ -103,6 +114,8 @@ class Calibration(evaluate.Metric):
         """ECE, MCE, NLL, Brier and the reliability bins of the top-1 confidence."""
         if int(n_bins) < 1:
             raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+        if len(references) and isinstance(references[0], list | tuple | np.ndarray):
+            return _multi_label(probabilities, references, int(n_bins))
         p, y = _as_arrays(probabilities, references)
         labels = np.arange(p.shape[1])
         correct = (p.argmax(axis=1) == y).astype(np.float64)
@@ -112,3 +125,18 @@ class Calibration(evaluate.Metric):
         nll = float(log_loss(y, p, labels=labels))
         brier = float(brier_score_loss(y, p, labels=labels, scale_by_half=False))
         return {"ece": ece, "mce": mce, "nll": nll, "brier": brier, "reliability": rel}
+
+
+def _multi_label(probabilities: list[list[float]], references: list[list[int]], n_bins: int) -> dict:
+    """ECE, MCE, NLL, Brier and reliability bins over every (sample, class) pair as one binary forecast."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(references, dtype=np.float64)
+    if p.shape != y.shape or p.ndim != 2 or p.size == 0:
+        raise ValueError(f"probabilities {p.shape} and multi-hot references {y.shape} must be equal (n, C) arrays")
+    if p.min() < 0 or p.max() > 1 or not np.isin(y, (0, 1)).all():
+        raise ValueError("multi-label calibration needs probabilities in [0, 1] and 0/1 references")
+    conf, outcome = p.ravel(), y.ravel()
+    ece, mce, rel = _reliability(conf, outcome, n_bins)
+    nll = float(log_loss(outcome, conf, labels=[0, 1]))
+    brier = float(brier_score_loss(outcome, conf, labels=[0, 1]))
+    return {"ece": ece, "mce": mce, "nll": nll, "brier": brier, "reliability": rel}
