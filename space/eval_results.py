@@ -249,7 +249,14 @@ def explain_items(root: Path, samples: dict) -> list[tuple[str, str]]:
     """Grad-CAM overlays of the highest-loss samples: where the model looked for the class it wrongly chose."""
     entries = [{**e, "file": e["explain"]} for e in samples.get("top_loss", [])
                if isinstance(e, dict) and isinstance(e.get("explain"), str)]
-    return _items(root, entries, lambda e: f"{e['label']} → {e['pred']}: where it saw {e['pred']}")
+    return _items(root, entries, _explain_caption)
+
+
+def _explain_caption(e: dict) -> str:
+    """'true → predicted: where it saw X' (multi-label: the class it got most wrong, with its probability)."""
+    if "target_label" in e:
+        return f"{e['label']} → {e['pred']}: where it saw {e['target_label']} (p {e.get('target_prob', 0):.2f})"
+    return f"{e['label']} → {e['pred']}: where it saw {e['pred']}"
 
 
 def example_items(root: Path, samples: dict) -> list[tuple[str, str]]:

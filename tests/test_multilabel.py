@@ -137,6 +137,18 @@ def test_list_classlabel_column_is_multi_label_with_an_iteratively_stratified_ho
     np.testing.assert_allclose(val.mean(0), train.mean(0), atol=0.015)  # every class keeps its share
 
 
+def test_folds_keep_each_class_share():
+    from trainer.data.multilabel import multilabel_folds
+
+    rng = np.random.default_rng(1)
+    y = (rng.random((900, 5)) < [0.5, 0.2, 0.1, 0.05, 0.02]).astype(np.uint8)
+    folds = list(multilabel_folds(y, 3, seed=0))
+    assert sorted(np.concatenate([val for _, val in folds]).tolist()) == list(range(900))  # each row once
+    for train, val in folds:
+        assert not set(train) & set(val)
+        np.testing.assert_allclose(y[val].mean(0), y.mean(0), atol=0.01)
+
+
 def test_metadata_jsonl_lists_and_csv_strings(tmp_path):
     from PIL import Image
 

@@ -74,11 +74,11 @@ def write_multilabel_samples(root: Path, ds, input_column: str, pred: dict, labe
         name = f"{kind}_{int(pred['index'][row])}.png"
         if not (root / name).exists():
             _save_image(ds[int(pred["index"][row])][input_column], root / name, max_side)
-        wrong = np.abs(probs[row] - targets[row])  # the class the model got most wrong
+        target = int(np.argmax(np.abs(probs[row] - targets[row])))  # the class the model got most wrong
         return {"file": f"samples/{name}", "index": int(pred["index"][row]),
                 "label": label or ", ".join(names[targets[row] > 0]) or "(none)",
                 "pred": ", ".join(names[chosen[row] > 0]) or "(none)", "loss": float(loss[row]),
-                "target": int(np.argmax(wrong))}
+                "target": target, "target_label": label_names[target], "target_prob": float(probs[row, target])}
 
     worst = np.argsort(-loss, kind="stable")[:TOP_LOSS_N]
     index: dict = {"top_loss": [save(row, "sample", THUMB_MAX) for row in worst], "cells": {}, "examples": []}
@@ -86,7 +86,7 @@ def write_multilabel_samples(root: Path, ds, input_column: str, pred: dict, labe
         rows = np.flatnonzero((targets[:, c] > 0) & (chosen[:, c] > 0))
         if len(rows):
             index["examples"].append({**save(rows[np.argmin(loss[rows])], "example", EXAMPLE_MAX), "label": label,
-                                      "target": c})
+                                      "target": c, "target_label": label})
     return index
 
 

@@ -3,8 +3,9 @@
 Each 56×56 image is a 2×2 grid of Fashion-MNIST cells; a cell holds an item with probability FILL (at least one
 per mosaic) and is black otherwise. The labels are the classes of the items it holds (`List(ClassLabel)`). Train
 mosaics are cut from the train split of the Debian package dataset-fashion-mnist, test mosaics from its test split,
-so no item of a test mosaic was seen in training. Synthetic: real multi-label photos mix scale, occlusion and
-context, which a grid of centred items does not; it exercises the multi-label path end to end on a CPU.
+so no item of a test mosaic was seen in training; within a split each item appears in one mosaic at most.
+Synthetic: real multi-label photos mix scale, occlusion and context, which a grid of centred items does not; it
+exercises the multi-label path end to end on a CPU.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def mosaics(images: np.ndarray, labels: np.ndarray, n: int, seed: int,
     filled = rng.random((n, 4)) < FILL
     empty = ~filled.any(1)
     filled[np.flatnonzero(empty), rng.integers(0, 4, int(empty.sum()))] = True  # every mosaic holds an item
-    picks = rng.choice(pool, size=(n, 4))
+    # each item in at most one mosaic (while the split has enough): no two mosaics are identical, so a holdout
+    # from the train mosaics shares no image with what is left for training
+    picks = np.zeros((n, 4), dtype=np.int64)
+    picks[filled] = rng.choice(pool, size=int(filled.sum()), replace=int(filled.sum()) > len(pool))
     canvas = np.zeros((n, 2 * CELL, 2 * CELL), dtype=np.uint8)
     for k in range(4):
         r, c = divmod(k, 2)
@@ -66,7 +70,7 @@ def load_fashion_mosaics():
     if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
         raise UserError(f"Fashion-MNIST not found under {FASHION_MNIST_DIR}; install it with "
                         "`apt-get install dataset-fashion-mnist` (or run `make install`).")
-    target: Path = cache_dir("datasets") / "fashion-mosaics-v1"
+    target: Path = cache_dir("datasets") / "fashion-mosaics-v2"
     if not (target / "dataset_dict.json").exists():
         print(f"building the Fashion-MNIST mosaics Arrow cache in {target} (one time) ...", flush=True)
         tmp = target.with_name(target.name + ".tmp")
