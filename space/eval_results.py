@@ -188,14 +188,20 @@ def reliability_plot(reliability: dict, multi_label: bool = False):
     return reliability_figure(reliability, "Platt-scaled" if multi_label else "temperature-scaled")
 
 
-def calibration_markdown(metrics: dict) -> str:
-    """ECE/NLL before → after temperature scaling, in one line."""
+def calibration_markdown(metrics: dict, multi_label: bool = False) -> str:
+    """ECE/NLL before → after temperature scaling (multi-label: per-class Platt scaling), in one line."""
     if "ece" not in metrics:
         return "No calibration numbers in eval/metrics.json."
-    return (f"Temperature **{metrics.get('temperature', 1.0):.3f}** takes the expected calibration error from "
-            f"**{metrics['ece']:.4f}** to **{metrics.get('ece_calibrated', float('nan')):.4f}** and the NLL from "
-            f"{metrics.get('nll', float('nan')):.4f} to {metrics.get('nll_calibrated', float('nan')):.4f}. "
-            "The app applies this temperature to every prediction.")
+    nan = float("nan")
+    if multi_label:
+        how = "Per-class Platt scaling takes the expected calibration error (over every sample × class probability)"
+        nll = "NLL (binary cross-entropy)"
+        after = "The app applies it to every prediction, then each class's threshold."
+    else:
+        how = f"Temperature **{metrics.get('temperature', 1.0):.3f}** takes the expected calibration error"
+        nll, after = "NLL", "The app applies this temperature to every prediction."
+    return (f"{how} from **{metrics['ece']:.4f}** to **{metrics.get('ece_calibrated', nan):.4f}** and the {nll} from "
+            f"{metrics.get('nll', nan):.4f} to {metrics.get('nll_calibrated', nan):.4f}. {after}")
 
 
 def history_frame(history: list) -> pd.DataFrame:

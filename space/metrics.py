@@ -84,7 +84,7 @@ class MetricsHandlers:
                 [],
                 eval_results.top_loss_items(root, ev.get("samples", {})),
                 eval_results.explain_items(root, ev.get("samples", {})),
-                multilabel_results.calibration_markdown(headline) + f" (split: {split})",
+                eval_results.calibration_markdown(headline, multi_label=True) + f" (split: {split})",
                 eval_results.reliability_plot(ev["reliability"], multi_label=True) if "reliability" in ev else None,
                 eval_results.preflight_markdown(ev.get("preflight")),
                 eval_results.history_frame(ev.get("history", [])))

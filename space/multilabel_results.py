@@ -1,5 +1,5 @@
 """The Validation-metrics tab's views of a multi-label checkpoint (schema 6), read from its eval/ artifacts: the
-per-class one-vs-rest confusion (TP/FP/FN/TN) in place of one matrix, and its calibration line."""
+per-class one-vs-rest confusion (TP/FP/FN/TN) in place of one matrix."""
 
 from __future__ import annotations
 
@@ -22,14 +22,3 @@ def per_class_confusion(confusion: dict):
     frame["recall"] = np.divide(tp, tp + fn, out=np.zeros(len(tp)), where=tp + fn > 0).round(4)
     return frame.style.background_gradient(cmap="Blues", subset=["TP", "TN"]).background_gradient(
         cmap="Reds", subset=["FP", "FN"]).format(precision=4, subset=["precision", "recall"])
-
-
-def calibration_markdown(metrics: dict) -> str:
-    """ECE/NLL before → after per-class Platt scaling, in one line."""
-    if "ece" not in metrics:
-        return "No calibration numbers in eval/metrics.json."
-    return (f"Per-class Platt scaling takes the expected calibration error (over every sample × class probability) "
-            f"from **{metrics['ece']:.4f}** to **{metrics.get('ece_calibrated', float('nan')):.4f}** and the NLL "
-            f"(binary cross-entropy) from {metrics.get('nll', float('nan')):.4f} to "
-            f"{metrics.get('nll_calibrated', float('nan')):.4f}. The app applies it to every prediction, then each "
-            "class's threshold.")

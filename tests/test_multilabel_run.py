@@ -153,6 +153,7 @@ def test_metrics_tab_shows_per_class_counts_instead_of_one_matrix(ml_run):
     counts = matrix["value"].data
     assert list(counts.columns[:5]) == ["label", "TP", "FP", "FN", "TN"] and len(counts) == 4
     assert "one-vs-rest" in matrix["label"]
+    assert "Per-class Platt scaling" in view[11] and "Temperature" not in view[11]
 
 
 def test_audio_multi_label_folds_and_validate(tmp_path):
