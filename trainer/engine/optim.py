@@ -79,8 +79,6 @@ def build_loss(cfg: TrainConfig, loaders: Loaders, num_classes: int) -> tuple[Ca
     return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=smoothing), mixup
 
 
-
-
 def multi_label_loss(cfg: TrainConfig, loaders: Loaders, num_classes: int) -> tuple[Callable, Callable | None]:
     """(timm BinaryCrossEntropy on multi-hot targets, timm Mixup/CutMix mixing them): smoothing moves each binary
     target towards 0.5 (done by Mixup when it is on); --balance loss weighs positives by negatives / positives."""
