@@ -245,13 +245,13 @@ def build_card(out: Path, repo_id: str | None = None, space_id: str | None = Non
     cfg, tc, metrics = _read(out, "config.json"), _read(out, "train_config.json"), _read(out, "eval/metrics.json")
     modality = cfg.get("modality", "image")
     task = "audio-classification" if modality == "audio" else "image-classification"
+    multi = cfg.get("task") == MULTI_LABEL
     hub_datasets, dataset_type, _ = dataset_ids(tc)
     data = ModelCardData(
         library_name="timm", pipeline_tag=task, license=tc.get("hub", {}).get("hub_license"),
-        datasets=hub_datasets or None,
-        metrics=["map", "f1", "accuracy"] if cfg.get("task") == MULTI_LABEL else ["accuracy", "f1"],
+        datasets=hub_datasets or None, metrics=["map", "f1", "accuracy"] if multi else ["accuracy", "f1"],
         tags=["timm", task, cfg.get("architecture", "model"), "timm-space"]
-        + (["multi-label-classification"] if cfg.get("task") == MULTI_LABEL else []),
+        + (["multi-label-classification"] if multi else []),
         model_name=repo_id.split("/")[-1] if repo_id else (final_dir or out).name,
         eval_results=eval_results(metrics, task, dataset_type, dataset_type) or None)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{render_body(out, repo_id, space_id, final_dir)}")

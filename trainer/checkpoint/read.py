@@ -96,12 +96,11 @@ def _check_bounds(cfg: dict, labels, where: str) -> None:
         raise UserError(f"{where}: input_size {str(size)[:60]} is out of bounds (channels <= 4, sides <= "
                         f"{MAX_INPUT_SIDE} px).")
     t = cfg.get("temperature", 1.0)
-    if t is not None and not (isinstance(t, int | float) and math.isfinite(t) and 0.01 <= t <= 100):
+    if t is not None and not _numbers([t], 1, 0.01, 100):
         raise UserError(f"{where}: temperature {str(t)[:30]} is out of bounds (0.01 to 100).")
     _check_task(cfg, len(labels), where)
     ood = cfg.get("ood")
-    if ood is not None and not (isinstance(ood, dict) and isinstance(ood.get("threshold"), int | float)
-                                and not isinstance(ood.get("threshold"), bool) and math.isfinite(ood["threshold"])):
+    if ood is not None and not (isinstance(ood, dict) and _numbers([ood.get("threshold")], 1, -math.inf, math.inf)):
         raise UserError(f"{where}: the `ood` block of config.json needs a finite number `threshold`.")
     if cfg.get("modality") == "audio":
         try:

@@ -37,6 +37,6 @@ def score_split(p: dict, n: int, decision: dict) -> dict:
     p["loss"] = per_sample_bce(p["logits"], p["labels"])
     p["probs"] = calibrated_sigmoid(p["logits"], decision["calibration"])
     p["pred"] = (p["probs"] >= np.asarray(decision["thresholds"])).astype(np.uint8)
-    result = full_multilabel(p, decision["calibration"], decision["thresholds"])
+    result = full_multilabel(p)
     result["per_class"]["threshold"] = list(decision["thresholds"])
     return result

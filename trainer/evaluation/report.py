@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.evaluation.calibration import calibrated_sigmoid, per_sample_bce, per_sample_loss, sigmoid, softmax
+from trainer.evaluation.calibration import per_sample_bce, per_sample_loss, sigmoid, softmax
 from trainer.evaluation.metrics import load_metric
 
 
@@ -61,13 +61,13 @@ def quick_multilabel(pred: dict) -> dict:
             "loss": float(per_sample_bce(pred["logits"], pred["labels"]).mean())}
 
 
-def full_multilabel(pred: dict, calibration: dict, thresholds: list[float]) -> dict:
-    """Everything eval/ reports for one multi-label split: headline metrics at the tuned thresholds on calibrated
-    probabilities, per class (AP, P/R/F1, support, TP/FP/FN/TN) and the reliability before/after Platt scaling."""
-    logits, targets = pred["logits"], pred["labels"].astype(np.int8)
-    probs = calibrated_sigmoid(logits, calibration)
-    chosen = (probs >= np.asarray(thresholds)).astype(np.int8)
-    report = load_metric("multilabel_report").compute(predictions=chosen, references=targets, scores=probs)
+def full_multilabel(pred: dict) -> dict:
+    """Everything eval/ reports for one multi-label split, from its calibrated `probs`, the labels chosen at the
+    tuned thresholds (`pred`) and the per-sample `loss` (trainer.evaluation.decision.score_split adds all three):
+    headline metrics, per class (AP, P/R/F1, support, TP/FP/FN/TN) and the reliability before/after Platt scaling."""
+    logits, targets, probs = pred["logits"], pred["labels"].astype(np.int8), pred["probs"]
+    report = load_metric("multilabel_report").compute(predictions=pred["pred"].astype(np.int8), references=targets,
+                                                      scores=probs)
     at_half = load_metric("multilabel_report").compute(
         predictions=(probs >= 0.5).astype(np.int8), references=targets, scores=probs)
     calib = load_metric("calibration")
@@ -75,7 +75,7 @@ def full_multilabel(pred: dict, calibration: dict, thresholds: list[float]) -> d
     after = calib.compute(probabilities=probs, references=targets)
     headline = {k: v for k, v in report.items() if k != "per_class"}
     headline.update({"accuracy": report["subset_accuracy"], "f1_macro_at_0.5": at_half["f1_macro"],
-                     "f1_micro_at_0.5": at_half["f1_micro"], "loss": float(per_sample_bce(logits, targets).mean()),
+                     "f1_micro_at_0.5": at_half["f1_micro"], "loss": float(pred["loss"].mean()),
                      "num_samples": int(len(targets)), "labels_per_sample": float(targets.sum(1).mean()),
                      "ece": before["ece"], "ece_calibrated": after["ece"], "nll": before["nll"],
                      "nll_calibrated": after["nll"]})
