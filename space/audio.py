@@ -18,11 +18,13 @@ from space.handlers import (
     ood_line,
     ood_note,
     pin_warning,
+    undertrained_warning,
     user_error,
 )
 from space.images import guard_upload, md_escape
 from trainer.audio.decode import load_waveform
 from trainer.audio.frontend import LogMel, sliding_window_logits, spectrogram_image, window_starts
+from trainer.checkpoint.quality import checkpoint_verdict
 from trainer.config import AudioConfig
 from trainer.errors import UserError
 
@@ -100,6 +102,7 @@ class AudioHandlers:
         settings = self.handlers.settings
         return (f"✅ `{clf.ref}` ({settings.audio.source}): {classifier.describe(clf)} · "
                 f"{cfg.clip_seconds:g} s clips at {cfg.sample_rate} Hz, {cfg.n_mels} mel bands"
+                + undertrained_warning(checkpoint_verdict(clf.path))
                 + (pin_warning(settings.audio) if settings.on_space else ""))
 
     @as_gr_error

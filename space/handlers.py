@@ -15,6 +15,7 @@ from space.images import InputError, decode_image, guard_upload, md_escape
 from space.latency import Latency
 from space.settings import NO_AUDIO_MODEL, NO_IMAGE_MODEL, NO_MODEL_ON_SPACE, Settings
 from trainer.checkpoint.contract import MULTI_LABEL, SINGLE_LABEL
+from trainer.checkpoint.quality import undertrained
 from trainer.errors import UserError, scrub
 from trainer.evaluation import explain
 from trainer.evaluation.ood import UNKNOWN
@@ -131,6 +132,13 @@ def pin_warning(choice) -> str:
     return ""
 
 
+def undertrained_warning(reason: str | None) -> str:
+    """The status line's warning for a model trained too little to be worth asking (trainer/checkpoint/quality.py)."""
+    if not reason:
+        return ""
+    return f" ⚠️ **Undertrained**: {md_escape(reason, 200)}. Its answers are not worth relying on; train it longer."
+
+
 class Handlers:
     """The app's event functions for one Settings (which checkpoints to serve)."""
 
@@ -158,6 +166,8 @@ class Handlers:
         ev = eval_results.read_eval(clf.path)
         items = eval_results.example_items(eval_results.served_samples(clf.path), ev.get("samples", {}))
         status = f"✅ `{clf.ref}` ({self.settings.image.source}): {classifier.describe(clf)}"
+        status += undertrained_warning(undertrained(ev.get("metrics", {}), ev.get("per_class", {}),
+                                                    ev.get("manifest", {})))
         if self.settings.on_space:
             status += pin_warning(self.settings.image)
         return (status, items, gr.update(maximum=len(clf.labels), value=min(DEFAULT_TOP_K, len(clf.labels))),

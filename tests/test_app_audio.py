@@ -85,6 +85,7 @@ def test_metrics_tab_shows_the_audio_checkpoint(audio_app, audio_run):
     assert f"en-gb-x-rp {groups['en-gb-x-rp']['accuracy']:.4f} (" in summary["test per group"]  # --group-column
 
 
+@pytest.mark.timing
 def test_a_tiny_wav_at_44101_hz_through_the_app_costs_little(audio_app, tmp_path):
     """The reproduction: a 1.6 KB WAV whose header says 44,101 Hz once made the resampler build multi-GB kernels
     and killed the server. Now: an answer or a clear refusal within 10 s and < 512 MiB extra peak RSS, and the

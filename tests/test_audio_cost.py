@@ -57,6 +57,7 @@ def flac_claiming(path, seconds: float, rate: int) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.timing
 def test_extreme_rates_and_a_59_minute_384k_flac_cost_little(tmp_path):
     files = {f"{rate}.wav": rate for rate in (1000, 8000, 44101, 96000, 384000)}
     for name, rate in files.items():

@@ -20,7 +20,24 @@ def _bundle(side: int, n: int = 20) -> SimpleNamespace:
     train = datasets.Dataset.from_dict({"image": images, "label": [i % 2 for i in range(n)]},
                                        features=datasets.Features({"image": datasets.Image(),
                                                                    "label": datasets.ClassLabel(names=["a", "b"])}))
-    return SimpleNamespace(train=train, input_column="image", modality="image")
+    return SimpleNamespace(train=train, val=train, test=None, label_names=["a", "b"], input_column="image",
+                           modality="image")
+
+
+def _fast(monkeypatch, train_s: float = 1e-4, eval_s: float = 3e-5) -> list:
+    """A measured speed of our choosing (seconds per image at the size asked); returns the sizes asked."""
+    asked = []
+
+    def speed(cfg, num_classes, size):
+        asked.append(size)
+        return {"train_s": train_s, "eval_s": eval_s}
+
+    monkeypatch.setattr(defaults, "model_speed", speed)
+    return asked
+
+
+def _values(chosen: dict) -> dict:
+    return {k: value[0] for k, value in chosen.items() if k != defaults.HINTS}
 
 
 @pytest.fixture
@@ -33,16 +50,34 @@ def test_input_size_is_one_and_a_half_times_the_median_side_in_steps_of_16():
     assert defaults.input_size_for(64, 64) == 64  # never above the model's pretrained size
 
 
-def test_small_images_on_a_cpu_get_their_size_whole_frame_a_budget_and_the_lr_finder(hub_cached):
+def test_small_images_on_a_cpu_get_their_size_whole_frame_a_budget_probe_and_the_lr_finder(hub_cached, monkeypatch):
+    _fast(monkeypatch)
     cfg = parse_config(["--dataset", "x"])
     chosen = defaults.choose(cfg, _bundle(28), cuda=False)
-    assert {k: v for k, (v, _) in chosen.items()} == {"img_size": 48, "crop_pct": 1.0, "scale": [0.8, 1.0],
-                                                      "time_budget": defaults.CPU_TIME_BUDGET_MIN, "lr": "auto"}
-    assert all(reason for _, reason in chosen.values())  # each choice says why
+    assert _values(chosen) == {"img_size": 48, "crop_pct": 1.0, "scale": [0.8, 1.0], "linear_probe": True,
+                               "time_budget": defaults.CPU_TIME_BUDGET_MIN, "lr": "auto"}
+    assert all(value[1] for k, value in chosen.items() if k != defaults.HINTS)  # each choice says why
+    assert chosen[defaults.HINTS]["train_step_s"] == pytest.approx(1e-4 * 64)  # what it measured, for the budget
 
 
-def test_a_flag_the_user_set_is_kept_and_a_run_length_means_a_chosen_recipe(hub_cached):
-    cfg = parse_config(["--dataset", "x", "--img-size", "40", "--lr", "3e-4", "--time-budget", "2"])
+def test_large_photos_get_the_largest_size_at_which_the_budget_buys_an_epoch(hub_cached, monkeypatch):
+    photos = SimpleNamespace(train=range(2000), val=range(2000), test=None, label_names=["a", "b"])  # sizes only
+    asked = _fast(monkeypatch, train_s=0.01, eval_s=0.003)  # 224 px: 20 s an epoch of 2,000
+    size, reason, _ = defaults.size_for_budget(parse_config(["--dataset", "x"]), photos, 224, 5, elapsed_s=20)
+    assert size == 224 and asked == [224] and "224 px" in reason
+    _fast(monkeypatch, train_s=0.2, eval_s=0.06)  # 20x slower: 224 px buys < 1 epoch of 400 s in 5 minutes
+    size, reason, train_s = defaults.size_for_budget(parse_config(["--dataset", "x"]), photos, 224, 5, elapsed_s=20)
+    # 280 s left x (1 - the LR share) = 246 s; at 128 px the probe + evaluation take 90 s and an epoch 170 s (0.92
+    # epochs), at 96 px 51 s and 96 s (2.0 epochs): 96 is the largest size that buys one
+    assert size == 96 and train_s == pytest.approx(0.2 * (96 / 224) ** 2) and "buy 2.0" in reason
+    _fast(monkeypatch, train_s=50.0, eval_s=10.0)  # hopelessly slow: never below the photo floor of 96 px
+    assert defaults.size_for_budget(parse_config(["--dataset", "x"]), photos, 224, 5, 20)[0] == 96
+
+
+def test_a_flag_the_user_set_is_kept_and_a_run_length_means_a_chosen_recipe(hub_cached, monkeypatch):
+    _fast(monkeypatch)
+    cfg = parse_config(["--dataset", "x", "--img-size", "40", "--lr", "3e-4", "--time-budget", "2",
+                        "--no-linear-probe"])
     chosen = defaults.choose(cfg, _bundle(28), cuda=False)
     assert set(chosen) == {"crop_pct", "scale"}
     assert defaults.choose(parse_config(["--dataset", "x", "--max-steps", "10"]), _bundle(28), cuda=False) == {}

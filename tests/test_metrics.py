@@ -303,3 +303,9 @@ def test_tta_averages_the_logits_of_mirrored_and_zoomed_views() -> None:
     torch.testing.assert_close(four[3], torch.flip(four[2], dims=[3]))
     symmetric = torch.ones(1, 3, 8, 8)  # a mirror-symmetric input: every flip view equals it
     torch.testing.assert_close(TTA(model, "flip")(symmetric), model(symmetric))
+    # the final evaluation reuses its plain pass: the other views' mean, combined with it, is the same TTA mean
+    from trainer.evaluation.tta import with_plain_logits
+
+    for mode in ("flip", "flip-crops"):
+        others = TTA(model, mode, with_plain=False)(x)
+        torch.testing.assert_close(with_plain_logits(model(x), others, mode), TTA(model, mode)(x))

@@ -17,6 +17,7 @@ from trainer.errors import CLIParser, UserError, register_secret
 
 SECRET_FIELDS = {"hub_token"}  # never written to disk, logs or trackers
 SINGLE_LABEL, MULTI_LABEL = "single_label", "multi_label"  # the task: the data's, and config.json's `task`
+DEFAULT_LR = 1e-3  # AdamW's fine-tuning LR for timm backbones at batch 64 (also --lr auto's fallback)
 
 
 def help_field(default: Any, help: str, **kw: Any) -> Any:
@@ -153,7 +154,7 @@ def _lr_value(text) -> float | str:
 @dataclass
 class OptimConfig:
     opt: str = help_field("adamw", "timm optimizer name (create_optimizer_v2)")
-    lr: float | str = help_field(1e-3, "peak learning rate of the head (and of the backbone times "
+    lr: float | str = help_field(DEFAULT_LR, "peak learning rate of the head (and of the backbone times "
                                  "--backbone-lr-scale); 'auto' runs the LR range test first and trains with its "
                                  "suggestion (recorded in train_config.json)", type=_lr_value)
     weight_decay: float = help_field(0.05, "weight decay (not applied to norms and biases)")
@@ -161,6 +162,9 @@ class OptimConfig:
     warmup_epochs: float = help_field(1.0, "linear warmup length in epochs (fractions allowed)")
     min_lr: float = help_field(1e-6, "final learning rate of the schedule")
     freeze_epochs: int = help_field(0, "fastai-style fine-tune: train only the head for this many epochs first")
+    linear_probe: bool = help_field(False, "first fit the head on frozen backbone features (one forward pass of up to "
+                                    "300 train samples per class, seconds), then fine-tune the whole network "
+                                    "(LP-FT); the probed model is the first candidate for the best checkpoint")
     backbone_lr_scale: float = help_field(1.0, "backbone LR = lr x this (e.g. 0.1 for gentle fine-tuning)")
     clip_grad: float | None = help_field(None, "clip gradient norm to this value")
 

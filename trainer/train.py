@@ -7,13 +7,14 @@ from trainer.errors import exit_on_user_error, scrub_artifact
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Parse flags → load data → train (or K folds) → evaluate → write the checkpoint."""
+    """Parse flags → load data → train (or K folds) → evaluate → write the checkpoint, every phase on one clock."""
     import psutil  # an Accelerate dependency
 
     start = psutil.Process().create_time()  # --time-budget counts the whole command: imports and data loading too
     # imported here, not at the top: --help and flag errors answer before torch, datasets and accelerate load
     from accelerate.utils import set_seed
 
+    from trainer.engine.budget import Budget
     from trainer.engine.run import check_output_dir, clear_previous, make_accelerator
 
     cfg: TrainConfig = parse_config(argv)
@@ -24,47 +25,49 @@ def main(argv: list[str] | None = None) -> dict:
 
         check_access(cfg.hub.hub_model_id, cfg.hub.hub_token)  # a bad token fails now, not after training
     set_seed(cfg.seed)
-    bundle = load_data(cfg, accelerator)
+    budget = Budget(None, start=start)  # the command's clock; the seconds once --time-budget is known
+    with budget.phase("data"):
+        bundle = load_data(cfg, accelerator)
     if not cfg.data.streaming and accelerator.is_main_process:
-        bundle.preflight = quick_preflight(bundle, accelerator.print)
+        with budget.phase("preflight"):
+            bundle.preflight = quick_preflight(bundle, accelerator.print)
     accelerator.print(f"data: {bundle.source['sizes']} samples, {len(bundle.label_names)} classes, "
                       f"columns input={bundle.input_column!r} label={bundle.label_column!r}", flush=True)
     if not cfg.data.streaming:  # what the user left open: chosen from the data and the hardware, and printed
         from trainer.engine.defaults import apply_defaults
 
-        apply_defaults(cfg, bundle, accelerator)
+        with budget.phase("data"):
+            apply_defaults(cfg, bundle, accelerator, budget)
     if cfg.log_with:
         accelerator.init_trackers("train", config=_flat_hparams(cfg))
     if cfg.overwrite_output_dir and not cfg.resume and accelerator.is_main_process:
         clear_previous(out)
-    if cfg.lr_find or cfg.optim.lr == "auto":  # the LR range test (trainer/engine/lr_find.py)
-        from trainer.engine.run import find_lr
+    if cfg.lr_find:  # the LR range test's curve alone (trainer/engine/lr_find.py)
+        from trainer.engine.run import lr_find_only
 
-        found = find_lr(cfg, accelerator, bundle, out)
-        if cfg.lr_find:
-            accelerator.end_training()
-            return found
-        cfg.optim.lr = found["suggestion"]  # train_config.json records the LR actually used
-    result = train_within_budget(cfg, accelerator, bundle, out, start)
+        return lr_find_only(cfg, accelerator, bundle, out)
+    if cfg.time_budget is not None:  # K folds share the budget: each takes an equal part of what is left
+        budget.seconds, budget.parts_left = cfg.time_budget * 60, cfg.folds or 1
+    result = train_within_budget(cfg, accelerator, bundle, out, budget)
     if cfg.hub.push_to_hub and accelerator.is_main_process:
         from trainer.hub.publish import publish
 
         publish(cfg.hub, out)
+    if budget.seconds is not None:  # planned vs measured, per phase (manifest.json has it up to its own writing)
+        for line in budget.table():
+            accelerator.print(line, flush=True)
     return result
 
 
-def train_within_budget(cfg: TrainConfig, accelerator, bundle, out, start: float) -> dict:
-    """One run or K folds, within --time-budget (counted from `start`) when set."""
+def train_within_budget(cfg: TrainConfig, accelerator, bundle, out, budget) -> dict:
+    """One run or K folds, on the command's clock and within its --time-budget when set; --lr auto is the LR range
+    test on the run's own loaders (trainer/engine/run.py)."""
     import functools
 
-    from trainer.engine.budget import Budget
     from trainer.engine.folds import run_folds
     from trainer.engine.run import run_training
 
-    train_one = run_training
-    if cfg.time_budget is not None:  # K folds share the budget: each takes an equal part of what is left
-        budget = Budget(cfg.time_budget * 60, start=start, parts_left=cfg.folds or 1)
-        train_one = functools.partial(run_training, budget=budget)
+    train_one = functools.partial(run_training, budget=budget)
     return run_folds(cfg, accelerator, bundle, out, train_one) if cfg.folds else train_one(cfg, accelerator, bundle,
                                                                                            out)
 

@@ -20,6 +20,15 @@ AUDIO_SMOKE = ["--dataset", "spoken-digits", "--model", "test_resnet", "--no-pre
                "--max-train-samples", "128", "--max-eval-samples", "64", "--group-column", "group"]
 
 
+SLOWED = "TIMM_SPACE_SLOWED"  # set by `make test-timing-slow`: one core shared with a CPU-bound sibling
+
+
+def timed_budget(minutes: float) -> float:
+    """A timing test's --time-budget: `minutes`, or twice that on the slowed machine of make test-timing-slow (where
+    the fixed costs of start-up alone are a third of a half-minute budget)."""
+    return 2 * minutes if os.environ.get(SLOWED) else minutes
+
+
 def cli_env(**extra: str) -> dict:
     """The environment for CLI subprocesses: offline Hub (no retries), quiet progress bars."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TQDM_DISABLE="1",

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from trainer.checkpoint.contract import MULTI_LABEL
+from trainer.checkpoint.quality import undertrained
 from trainer.errors import scrub_artifact
 
 # Where the embedded sources come from and under which license (stated in every card that uses them).
@@ -183,6 +184,23 @@ def _training_section(tc: dict, man: dict) -> str:
     return "\n".join(lines) + "\n\nThe full resolved config is in `train_config.json`, provenance in `manifest.json`.\n"
 
 
+def _time_budget_section(man: dict) -> str:
+    """--time-budget runs: the planned and measured seconds per phase, and where the first plan came."""
+    budget = man.get("time_budget")
+    if not isinstance(budget, dict) or not isinstance(budget.get("phases"), dict):
+        return ""
+    rows = ["| phase | planned s | measured s |", "| --- | --- | --- |"]
+    for name, row in budget["phases"].items():
+        cells = ["–" if not isinstance(row.get(k), (int, float)) else f"{row[k]:.1f}"
+                 for k in ("planned_s", "measured_s")]
+        rows.append(f"| {_cell(name.replace('_', ' '))} | {cells[0]} | {cells[1]} |")
+    first = budget.get("first_plan_at_s")
+    stop = "the deadline stopped training" + (" before any plan" if budget.get("stopped_before_plan") else "") \
+        if budget.get("stopped_at_deadline") else "the deadline did not stop training"
+    return (f"\nTime budget {budget.get('budget_s')} s on {budget.get('cores')} usable core(s): "
+            f"first plan at {first} s; {stop}.\n\n" + "\n".join(rows) + "\n")
+
+
 def _provenance(tc: dict, data_text: str) -> str:
     """Licenses and origin of the data and the initial weights."""
     m = tc.get("model", {})
@@ -214,6 +232,10 @@ def render_body(out: Path, repo_id: str | None, space_id: str | None, final_dir:
              f"`{cfg.get('architecture')}` fine-tuned with timm-space for {kind}{modality} classification on "
              f"{data_text}." + (f" {primary} {'mAP' if multi else 'accuracy'} **{score:.4f}**." if score is not None
                                 else "") + "\n"]
+    reason = undertrained(metrics, per_class, man)
+    if reason:
+        parts.append(f"> ⚠️ **Undertrained**: {_cell(reason, limit=200)}. Its predictions are not worth relying on; "
+                     "train it longer (a larger `--time-budget`).\n")
     if space_id:
         parts.append(f"Try it: [the demo Space](https://huggingface.co/spaces/{space_id}).\n")
     if modality == "audio":
@@ -233,7 +255,8 @@ def render_body(out: Path, repo_id: str | None, space_id: str | None, final_dir:
     groups = _read(out, "eval/groups.json")
     if groups:
         parts += [f"Per `{_cell(groups['column'])}` group:\n", _groups_table(groups)]
-    parts += ["## Training\n", _training_section(tc, man), "## Data, weights and licenses\n",
+    parts += ["## Training\n", _training_section(tc, man) + _time_budget_section(man),
+              "## Data, weights and licenses\n",
               _provenance(tc, data_text), "## Intended use and limits\n", MULTI_LIMITS if multi else LIMITS]
     return "\n".join(parts)
 

@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -206,9 +207,11 @@ def save_model_files(model, directory: Path, data_cfg: dict, label_names: list[s
 def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], decision: dict,
                      train_config: dict, results: dict, preds: dict, sample_ds, input_column: str,
                      history: list, run_manifest: dict, audio: dict | None = None,
-                     preflight: dict | None = None, state_dict: dict | None = None, ood: dict | None = None) -> None:
+                     preflight: dict | None = None, state_dict: dict | None = None, ood: dict | None = None,
+                     on_manifest: Callable[[], dict] | None = None) -> None:
     """Stage the whole contract in out/.staging (manifest.json with each file's sha256), then install it.
-    decision: config.json's `temperature`, or a multi-label model's `task`, `calibration` and `thresholds`."""
+    decision: config.json's `temperature`, or a multi-label model's `task`, `calibration` and `thresholds`;
+    on_manifest: more manifest keys, asked for just before it is written (the time budget's table)."""
     staging = out / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
     save_model_files(model, staging, data_cfg, label_names, audio, decision, state_dict, ood)
@@ -230,7 +233,8 @@ def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], d
     write_json(staging / EVAL_DIR / "samples.json", {"split": primary, **samples})
     if preflight is not None:
         write_json(staging / EVAL_DIR / "preflight.json", preflight)
-    write_json(staging / MANIFEST, {**run_manifest, "files": digests(staging)})  # what readers will trust
+    extra = on_manifest() if on_manifest is not None else {}
+    write_json(staging / MANIFEST, {**run_manifest, **extra, "files": digests(staging)})  # what readers will trust
     write_card(staging, final_dir=out)
     install(staging, out)
     # an ONNX file exported from the weights just replaced would be pushed beside them: it goes (re-export it)

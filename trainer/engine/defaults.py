@@ -1,12 +1,14 @@
 """Strong defaults for a new dataset on a CPU: what the trainer chooses when the user gives little more than
 --dataset, printed with the reason. An option the user set (CLI or --config) is never changed.
 
-On a CPU, when no run length (--epochs, --max-steps) is given: an input size from the data (small images are not
-blown up to the model's 224), their whole frame (crop 1.0, gentle RandomResizedCrop), a time budget instead of a
-fixed epoch count, and the LR from the range test. Anywhere: the packaged ImageNet weights of the default model at
-once when its Hub weights are not cached and the Hub cannot be reached (no minute of retries). timm's train.py and
-the transformers examples use fixed defaults (224 px, fixed epochs); AutoTrain and Ultralytics pick some of these
-from the data, which is what this follows.
+On a CPU, when no run length (--epochs, --max-steps) is given: a time budget instead of a fixed epoch count, an
+input size from the data and the budget (small images are not blown up to the model's 224; large photos get the
+largest size at which the budget buys a fine-tuning epoch, from the model's speed measured here), their whole frame
+for small images (crop 1.0, gentle RandomResizedCrop), the head fitted on frozen features first (--linear-probe:
+seconds instead of minutes for most of the accuracy), and the LR from the range test. Anywhere: the packaged
+ImageNet weights of the default model at once when its Hub weights are not cached and the Hub cannot be reached (no
+minute of retries). timm's train.py and the transformers examples use fixed defaults (224 px, fixed epochs);
+AutoTrain and Ultralytics pick some of these from the data, which is what this follows.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ CPU_TIME_BUDGET_MIN = 5.0  # minutes for the whole command when none of --epochs
 SMALL_IMAGE = 64  # px: images whose median side is at most this are trained at their whole frame
 SIZE_SAMPLE = 200  # train images whose header sizes give the median side
 SMALL_SCALE = [0.8, 1.0]  # RandomResizedCrop scale for small images: an 8 % crop of a 28 px image is 8 px
+HINTS = "_hints"  # choose()'s key for what it measured on the way (the time budget's hints), not a flag
+MIN_EPOCHS = 1.0  # the input size is the largest at which the budget buys this many fine-tuning epochs
+SIZE_STEP = 32  # candidate input sizes: multiples of this between LARGE_FLOOR (large photos) and the median rule
+LARGE_FLOOR = 96  # px: photos are not shrunk below this to fit a budget (ImageNet features fade below it)
+SPEED_BATCH = 8  # images per timed step of the model's speed measurement (per-image cost barely depends on it)
 
 
 def median_side(ds, column: str, n: int = SIZE_SAMPLE) -> int | None:
@@ -74,7 +81,66 @@ def hub_weights_cached(model: str) -> bool:
                for name in ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin"))
 
 
-def choose(cfg: TrainConfig, bundle, cuda: bool) -> dict:
+def model_speed(cfg: TrainConfig, num_classes: int, size: int) -> dict:
+    """Seconds per image of a training step and of an evaluation forward of the run's model at `size` px on this
+    machine: SPEED_BATCH random images, timed after a warm-up step (random weights: the same cost)."""
+    import time
+
+    import timm
+    import torch
+
+    probe = size
+    model = timm.create_model(cfg.model.model, pretrained=False, num_classes=num_classes)
+    model = model.to(memory_format=torch.channels_last) if cfg.model.channels_last else model
+    x = torch.randn(SPEED_BATCH, 3, probe, probe)
+    x = x.contiguous(memory_format=torch.channels_last) if cfg.model.channels_last else x
+    y = torch.arange(SPEED_BATCH) % num_classes
+    optimizer = torch.optim.AdamW(model.parameters())
+    times = []
+    for _ in range(3):  # the first is the warm-up
+        started = time.perf_counter()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - started)
+    model.eval()
+    with torch.no_grad():
+        model(x)
+        started = time.perf_counter()
+        model(x)
+        forward = time.perf_counter() - started
+    return {"train_s": min(times[1:]) / SPEED_BATCH, "eval_s": forward / SPEED_BATCH}
+
+
+def size_for_budget(cfg: TrainConfig, bundle, largest: int, minutes: float, elapsed_s: float) -> tuple:
+    """(size, reason, seconds per training image at that size): the largest candidate input size (<= `largest`)
+    at which `minutes` buy MIN_EPOCHS of fine-tuning after the linear probe, the LR choice, the final evaluation and
+    what was spent already. The speed is measured at `largest` and scaled by the pixel count for smaller sizes
+    (convolutions cost about that; the pacer then times the real steps)."""
+    from trainer.engine.budget import LR_FIND_SHARE
+    from trainer.engine.linear_probe import LP_PER_CLASS
+
+    n = len(bundle.label_names)
+    n_train, n_val = len(bundle.train), len(bundle.val)
+    n_final = n_val + (len(bundle.test) if bundle.test is not None else 0)
+    floor = min(largest, LARGE_FLOOR) if largest > 2 * LARGE_FLOOR else 32
+    sizes = sorted({largest, *range(SIZE_STEP * math.ceil(floor / SIZE_STEP), largest, SIZE_STEP)}, reverse=True)
+    speed = model_speed(cfg, n, largest)
+    left = (minutes * 60 - elapsed_s) * (1 - LR_FIND_SHARE)
+    for size in sizes:
+        scale = (size / largest) ** 2
+        train_s, eval_s = speed["train_s"] * scale, speed["eval_s"] * scale
+        fixed = (min(n_train, LP_PER_CLASS * n) + n_val + n_final) * eval_s  # linear probe + final evaluation
+        epoch = n_train * train_s + n_val * eval_s
+        epochs = (left - fixed) / epoch
+        if epochs >= MIN_EPOCHS or size == sizes[-1]:
+            return size, (f"~{epoch:.0f} s per fine-tuning epoch at {size} px here (the model's step measured at "
+                          f"{largest} px): {minutes:g} minutes buy {max(0.0, epochs):.1f} after the linear probe, "
+                          f"the largest size that buys {MIN_EPOCHS:g}"), train_s
+    raise AssertionError("unreachable: the last size always returns")
+
+
+def choose(cfg: TrainConfig, bundle, cuda: bool, elapsed_s: float = 0.0) -> dict:
     """{flag: (value, reason)} for the options left to the trainer; nothing the user set."""
     explicit, out = set(cfg.explicit), {}
     m = cfg.model
@@ -87,36 +153,52 @@ def choose(cfg: TrainConfig, bundle, cuda: bool) -> dict:
                                   "weights of the same model")
     if cuda or explicit & {"epochs", "max_steps"}:  # a run length given: the user chose a recipe
         return out
+    if "time_budget" not in explicit:
+        out["time_budget"] = (CPU_TIME_BUDGET_MIN, "no --epochs, --max-steps or --time-budget on a CPU: the steps "
+                                                   "that fit this many minutes, with the schedule stretched to them")
+    minutes = cfg.time_budget if "time_budget" in explicit else CPU_TIME_BUDGET_MIN
     side = median_side(bundle.train, bundle.input_column) if bundle.modality == "image" else None
     if side is not None and "img_size" not in explicit:
         import timm
 
         pretrained = timm.get_pretrained_cfg(m.model)
         model_size = pretrained.input_size[-1] if pretrained else 224
-        out["img_size"] = (input_size_for(side, model_size), f"median image side {side} px: 1.5x, a multiple of 16, "
-                           f"at most the model's {model_size} (a CPU pays for every pixel)")
+        largest = input_size_for(side, model_size)
+        reason = f"median image side {side} px: 1.5x, a multiple of 16, at most the model's {model_size}"
+        if minutes is not None:
+            size, why, train_s = size_for_budget(cfg, bundle, largest, minutes, elapsed_s)
+            out["img_size"] = (size, f"{reason} is {largest}; {why}")
+            out[HINTS] = {"train_step_s": train_s * cfg.batch_size * cfg.grad_accum}
+        else:
+            out["img_size"] = (largest, f"{reason} (a CPU pays for every pixel)")
     if side is not None and side <= SMALL_IMAGE:
         if "crop_pct" not in explicit:
             out["crop_pct"] = (1.0, f"small images (<= {SMALL_IMAGE} px): evaluate the whole frame")
         if "scale" not in explicit:
             out["scale"] = (SMALL_SCALE, "small images: crops of at least 80 % keep the object")
-    if "time_budget" not in explicit:
-        out["time_budget"] = (CPU_TIME_BUDGET_MIN, "no --epochs, --max-steps or --time-budget on a CPU: the steps "
-                                                   "that fit this many minutes, with the schedule stretched to them")
+    if "linear_probe" not in explicit and (m.pretrained or m.pretrained_file or "pretrained_file" in out):
+        out["linear_probe"] = (True, "pretrained weights: fit the head on their frozen features first (one forward "
+                                     "pass, seconds), then fine-tune everything")
     if "lr" not in explicit and not cfg.folds:
         out["lr"] = ("auto", "no --lr: the LR range test picks it (--lr-find shows the curve)")
     return out
 
 
-def apply_defaults(cfg: TrainConfig, bundle, accelerator) -> None:
-    """Rank 0 chooses (it may convert the packaged weights), every rank applies the same choices; printed."""
+def apply_defaults(cfg: TrainConfig, bundle, accelerator, budget=None) -> None:
+    """Rank 0 chooses (it may convert the packaged weights), every rank applies the same choices; printed.
+    budget: the command's clock (a chosen input size fits the rest of the budget; what was measured on the way
+    becomes its hints)."""
     import torch
     from accelerate.utils import broadcast_object_list
 
-    chosen = [choose(cfg, bundle, torch.cuda.is_available()) if accelerator.is_main_process else None]
+    elapsed_s = budget.elapsed() if budget is not None else 0.0
+    chosen = [choose(cfg, bundle, torch.cuda.is_available(), elapsed_s) if accelerator.is_main_process else None]
     chosen = broadcast_object_list(chosen)[0]
+    hints = chosen.pop(HINTS, {})
+    if budget is not None:
+        budget.hints.update(hints)
     sections = {"pretrained_file": cfg.model, "img_size": cfg.model, "crop_pct": cfg.model, "scale": cfg.augment,
-                "lr": cfg.optim, "time_budget": cfg}
+                "lr": cfg.optim, "linear_probe": cfg.optim, "time_budget": cfg}
     for flag, (value, reason) in chosen.items():
         setattr(sections[flag], flag, value)
         accelerator.print(f"chose --{flag.replace('_', '-')} {value_text(value)}: {reason}", flush=True)

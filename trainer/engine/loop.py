@@ -179,9 +179,12 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
         total, count = total + loss.item(), count + 1
         if accelerator.sync_gradients:
             after_step(ctx, loss, meter, epoch, (count, total))
-        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{ctx.optimizer.param_groups[0]['lr']:.2e}")
-        if signal and follow_signal(ctx, signal, epoch, x):
-            break
+        if signal:
+            if ctx.pacer.follow(ctx, signal, epoch):
+                break
+            bar.set_description(f"epoch {epoch + 1}/{ctx.epochs}")  # the plan sets the epochs
+        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{ctx.optimizer.param_groups[0]['lr']:.2e}",
+                        **(pacer.postfix(ctx) if pacer is not None else {}))
         if cfg.max_steps is not None and st.step >= cfg.max_steps:
             break
     ctx.last_rate = meter.epoch_rate()
@@ -205,22 +208,6 @@ def after_step(ctx: "LoopContext", loss: torch.Tensor, meter: "Throughput", epoc
         st.batches_done, st.epoch_loss_sum = done
         path = save_epoch_state(accelerator, ctx.out, epoch, name=f"step_{st.step}")
         accelerator.print(f"saved state {path} (step {st.step}, epoch {epoch + 1})", flush=True)
-
-
-def follow_signal(ctx: "LoopContext", signal: float, epoch: int, x: torch.Tensor) -> bool:
-    """Rank 0's --time-budget signal, taken by every rank: plan the steps, or stop at the deadline (returns True).
-    Before the first plan rank 0 times an evaluation forward of the batch `x` (the evaluation cost estimate)."""
-    from trainer.engine.budget import Pacer
-
-    if signal == Pacer.STOP:
-        ctx.stopped = True
-        ctx.accelerator.print(f"time budget: the deadline is near, training stops at step {ctx.state.step}",
-                              flush=True)
-        return True
-    if ctx.accelerator.is_main_process and ctx.pacer.probe_s is None and ctx.pacer.val_s is None:
-        ctx.pacer.probe(ctx.accelerator.unwrap_model(ctx.eval_model), x)
-    apply_plan(ctx, epochs_done=epoch)
-    return False
 
 
 def _resumed_batches(loader):
@@ -291,6 +278,8 @@ class LoopContext:
     steps_per_epoch: int = 1  # optimizer steps per epoch and process
     pacer: object | None = None  # --time-budget: trainer.engine.budget.Pacer
     stopped: bool = False  # the time budget's deadline ended training early
+    val_pass_s: float = 0.0  # seconds of the last validation pass (predictions only), on this process's clock
+    probe: dict | None = None  # --linear-probe: its validation metrics and rows (trainer/engine/linear_probe.py)
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -332,10 +321,6 @@ def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict],
         train_loss = train_one_epoch(ctx, epoch)
         started = time.perf_counter()
         metrics = validate(ctx.eval_model)
-        if ctx.pacer is not None:  # the measured validation re-plans the rest (every rank takes part)
-            ctx.pacer.val_s = time.perf_counter() - started
-            if not ctx.stopped and (cfg.max_steps is None or st.step < cfg.max_steps):  # never reopen a finished one
-                apply_plan(ctx, epochs_done=epoch + 1)
         value = metrics[cfg.metric]
         st.epoch = epoch
         if improved(cfg, value, st.best):
@@ -355,39 +340,13 @@ def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict],
             push_training_state(ctx)
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
-        if ctx.stopped or (cfg.max_steps is not None and st.step >= cfg.max_steps):
+        finished = ctx.stopped or (cfg.max_steps is not None and st.step >= cfg.max_steps)
+        if ctx.pacer is not None:  # the measured validation and saves re-plan the rest (every rank takes part)
+            ctx.pacer.after_epoch(ctx, ctx.val_pass_s, time.perf_counter() - started, epoch + 1, finished)
+        if finished:
             break
         if cfg.patience is not None and st.bad_epochs >= cfg.patience:
             accelerator.print(f"early stopping: no {cfg.metric} improvement for {cfg.patience} epochs", flush=True)
             break
         epoch += 1
     return st
-
-
-def take_plan(ctx: LoopContext, plan: dict) -> None:
-    """Run by a --time-budget plan (new, or saved in a resumed state): its max steps and epochs, and the LR schedule
-    rebuilt over exactly those steps at the current step."""
-    from trainer.engine.optim import build_scheduler
-
-    ctx.state.plan = plan
-    ctx.cfg.max_steps, ctx.epochs = plan["total_steps"], plan["epochs"]
-    ctx.scheduler = build_scheduler(ctx.optimizer, ctx.cfg, ctx.steps_per_epoch, plan["warmup_epochs"])
-    ctx.scheduler.step_update(ctx.state.step)  # a new timm scheduler starts its groups at the warmup LR
-
-
-def apply_plan(ctx: LoopContext, epochs_done: int) -> None:
-    """--time-budget: rank 0 plans the total steps from its timings, every rank takes the plan (max steps, epochs,
-    the LR schedule rebuilt over exactly those steps, resumed at the current step). A collective."""
-    from accelerate.utils import broadcast_object_list
-
-    plan = [None]
-    if ctx.accelerator.is_main_process:
-        plan = [ctx.pacer.plan(ctx.state.step, ctx.steps_per_epoch, epochs_done)]
-    plan = broadcast_object_list(plan)[0]
-    first = ctx.state.plan is None
-    take_plan(ctx, plan)
-    if first:
-        epochs = plan["total_steps"] / ctx.steps_per_epoch
-        ctx.accelerator.print(f"time budget: {plan['total_steps']} steps ({epochs:.2f} epochs) fit; "
-                              f"{plan['step_s'] * 1000:.0f} ms/step, validation {plan['val_s']:.1f} s, final "
-                              f"evaluation + writing {plan['final_s']:.1f} s", flush=True)

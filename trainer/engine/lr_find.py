@@ -25,6 +25,40 @@ def lr_at(step: int, num_iter: int, start: float = START_LR, end: float = END_LR
     return start * (end / start) ** (step / max(num_iter - 1, 1))
 
 
+def _step(accelerator, model, optimizer, batch, preprocess, criterion, lr: float) -> torch.Tensor:
+    """One optimizer step at `lr` (times each group's lr_scale); the loss averaged over processes."""
+    x, y, _ = batch
+    for g in optimizer.param_groups:
+        g["lr"] = lr * g.get("lr_scale", 1.0)
+    with accelerator.autocast():
+        loss = criterion(model(preprocess(x)), y)
+    accelerator.backward(loss)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return accelerator.reduce(loss.detach(), reduction="mean")
+
+
+def time_steps(accelerator, model: torch.nn.Module, optimizer, loader, preprocess, criterion, steps: int) -> float:
+    """Seconds per sweep step on this machine, batch loading included: `steps` steps at START_LR (which leaves the
+    copy as it is), the median after the first (its warm-up), averaged over the processes so that every rank
+    plans the same sweep."""
+    import time
+
+    model.train()
+    times, batches = [], iter(loader)
+    for _ in range(steps):
+        started = time.perf_counter()
+        batch = next(batches, None)
+        if batch is None:
+            batches = iter(loader)
+            batch = next(batches)
+        float(_step(accelerator, model, optimizer, batch, preprocess, criterion, START_LR))  # .item() syncs a GPU
+        times.append(time.perf_counter() - started)
+    timed = sorted(times[1:] or times)
+    median = torch.tensor([timed[len(timed) // 2]], device=accelerator.device)
+    return float(accelerator.reduce(median, reduction="mean") if accelerator.num_processes > 1 else median)
+
+
 def sweep(accelerator, model: torch.nn.Module, optimizer, loader, preprocess, criterion,
           num_iter: int) -> tuple[list[float], list[float]]:
     """(lrs, smoothed losses) of the range test; the loss is averaged over processes, so every rank stops together."""
@@ -34,20 +68,12 @@ def sweep(accelerator, model: torch.nn.Module, optimizer, loader, preprocess, cr
     lrs, losses, avg, best = [], [], 0.0, math.inf
     batches = iter(loader)
     for step in tqdm(range(num_iter), desc="lr_find", disable=not accelerator.is_main_process, leave=False):
-        try:
-            x, y, _ = next(batches)
-        except StopIteration:  # a small dataset: the sweep goes on over the data again
+        batch = next(batches, None)
+        if batch is None:  # a small dataset: the sweep goes on over the data again
             batches = iter(loader)
-            x, y, _ = next(batches)
+            batch = next(batches)
         lr = lr_at(step, num_iter)
-        for g in optimizer.param_groups:
-            g["lr"] = lr * g.get("lr_scale", 1.0)
-        with accelerator.autocast():
-            loss = criterion(model(preprocess(x)), y)
-        accelerator.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        value = float(accelerator.reduce(loss.detach(), reduction="mean"))
+        value = float(_step(accelerator, model, optimizer, batch, preprocess, criterion, lr))
         if not math.isfinite(value):
             break
         avg = BETA * avg + (1 - BETA) * value

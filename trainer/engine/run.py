@@ -23,13 +23,13 @@ from trainer.checkpoint.contract import (
     primary_split,
 )
 from trainer.checkpoint.write import manifest, save_model_files, write_checkpoint, write_json
-from trainer.config import AudioConfig, TrainConfig
+from trainer.config import DEFAULT_LR, AudioConfig, TrainConfig
 from trainer.data.bundle import DataBundle
 from trainer.data.loaders import build_audio_loaders, build_loaders
 from trainer.data.streaming import build_stream_loaders
 from trainer.data.waves import SpectrogramRows
-from trainer.engine.budget import Budget, Pacer
-from trainer.engine.loop import LoopContext, TrainState, find_resume, fit, take_plan
+from trainer.engine.budget import LR_FIND_MIN_ITERS, LR_FIND_TIMING_STEPS, Budget, Pacer, take_plan, usable_cores
+from trainer.engine.loop import LoopContext, TrainState, find_resume, fit
 from trainer.engine.optim import build_loss, build_optim
 from trainer.errors import UserError
 from trainer.evaluation.decision import fit_decision, score_split
@@ -39,6 +39,8 @@ from trainer.evaluation.report import group_metrics, quick_metrics
 from trainer.evaluation.tta import NUM_VIEWS, TTA
 from trainer.hub.push import EpochPusher
 from trainer.model import create_model, resolve_data_cfg, set_pretrained_cfg
+
+KNOWN_GOOD_LR = DEFAULT_LR  # --lr auto when the range test cannot fit the budget: the default fine-tuning LR
 
 
 def make_accelerator(cfg: TrainConfig, out: Path):
@@ -103,57 +105,109 @@ def build_model_and_loaders(cfg: TrainConfig, accelerator, bundle: DataBundle) -
     return model, loaders, data_cfg
 
 
-def find_lr(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> dict:
-    """--lr-find / --lr auto: the LR range test on its own model, optimizer and loader (freed afterwards, so the run
-    starts from untouched weights and Accelerate's saved state holds only the real run); lr_find/ on rank 0."""
+def find_lr(cfg: TrainConfig, accelerator, model, loaders, out: Path, budget: Budget | None = None) -> dict:
+    """--lr-find / --lr auto: the LR range test on a copy of `model` with its own optimizer and a prepared copy of
+    the train loader (freed afterwards, so the run starts from untouched weights and Accelerate's saved state
+    holds only the real run); lr_find/ on rank 0. Within --time-budget the sweep gets a bounded share of the time
+    left (trainer.engine.budget): fewer steps, or none and a known-good LR (`{"skipped": reason}`)."""
+    import copy
+
     from timm.optim import create_optimizer_v2
 
     from trainer.engine import lr_find
     from trainer.engine.optim import param_groups
 
-    model, loaders, _ = build_model_and_loaders(cfg, accelerator, bundle)
-    criterion, _ = build_loss(cfg, loaders, len(bundle.label_names))
+    model = copy.deepcopy(model)
+    criterion, _ = build_loss(cfg, loaders, len(loaders.class_counts))
     optimizer = create_optimizer_v2(param_groups(model, cfg.optim.weight_decay), opt=cfg.optim.opt,
                                     lr=lr_find.START_LR)
     model, optimizer, train = accelerator.prepare(model, optimizer, loaders.train)
-    lrs, losses = lr_find.sweep(accelerator, model, optimizer, train, loaders.train_preprocess,
-                                criterion.to(accelerator.device), cfg.lr_find_iters)
+    criterion = criterion.to(accelerator.device)
+    num_iter = cfg.lr_find_iters
+    if budget is not None and budget.seconds is not None:
+        step_s = budget.hints.get("train_step_s")  # measured at this size already: no timing steps when too slow
+        if step_s is None or step_s * LR_FIND_MIN_ITERS <= budget.lr_find_share():
+            step_s = lr_find.time_steps(accelerator, model, optimizer, train, loaders.train_preprocess, criterion,
+                                        LR_FIND_TIMING_STEPS)
+        num_iter = budget.lr_find_iters(cfg.lr_find_iters, step_s)
+    found = None
+    if num_iter:
+        lrs, losses = lr_find.sweep(accelerator, model, optimizer, train, loaders.train_preprocess, criterion, num_iter)
     accelerator.free_memory(model, optimizer, train)  # drop Accelerate's references: save_state must not see them
+    set_seed(cfg.seed)  # the real run draws the same random numbers as it would without the range test
+    if not num_iter:
+        return {"skipped": f"{LR_FIND_MIN_ITERS} sweep steps of {step_s:.2f} s would take more than its share of "
+                           f"the time left"}
     try:
         found = lr_find.suggest(lrs, losses)
     except ValueError as e:
         raise UserError(f"LR range test: {e}. Check the loss on a short run, or pass --lr explicitly.") from None
+    found["num_iter"] = len(lrs)
     if accelerator.is_main_process:
         folder = lr_find.save(out, lrs, losses, found)
         accelerator.print(f"\nlr_find: suggested lr {found['suggestion']:.2e} (the loss is lowest at "
                           f"{found['min_loss_lr']:.2e}, a tenth of it; steepest descent {found['steepest']:.2e}, "
                           f"valley {found['valley']:.2e}) over {len(lrs)} steps; curve in {folder}", flush=True)
     accelerator.wait_for_everyone()
-    set_seed(cfg.seed)  # the real run draws the same random numbers as it would without the range test
     return found
 
 
-def make_pacer(cfg: TrainConfig, budget: Budget, loaders, num_processes: int, steps: int) -> Pacer:
+def lr_find_only(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -> dict:
+    """--lr-find: the range test's curve and suggestion, no training."""
+    model, loaders, _ = build_model_and_loaders(cfg, accelerator, bundle)
+    found = find_lr(cfg, accelerator, model, loaders, out)
+    accelerator.end_training()
+    return found
+
+
+def choose_lr(cfg: TrainConfig, accelerator, model, loaders, out: Path, budget: Budget) -> None:
+    """--lr auto: the range test's suggestion, or the known-good default when it cannot fit the budget; said."""
+    with budget.phase("lr_choice"):
+        found = find_lr(cfg, accelerator, model, loaders, out, budget)
+    if "skipped" in found:
+        cfg.optim.lr = KNOWN_GOOD_LR
+        budget.choose(f"no LR range test: {found['skipped']}; --lr {KNOWN_GOOD_LR:g}, the AdamW fine-tuning default",
+                      accelerator.print)
+        return
+    cfg.optim.lr = found["suggestion"]  # train_config.json records the LR actually used
+    if budget.seconds is not None:
+        budget.choose(f"LR range test of {found['num_iter']} steps in {budget.measured['lr_choice']:.1f} s "
+                      f"(its share: {budget.planned['lr_choice']:.1f} s): --lr {found['suggestion']:.2e}",
+                      accelerator.print)
+
+
+def make_pacer(cfg: TrainConfig, budget: Budget, loaders, num_processes: int, steps: int, device) -> Pacer:
     """The --time-budget pacer of this run (or fold, `steps` optimizer steps per epoch and process): its deadline,
     what it evaluates, the user's caps."""
     n_val = len(loaders.val.dataset)
     n_final = n_val + (len(loaders.test.dataset) if loaders.test is not None else 0)
     cap = cfg.max_steps if "max_steps" in cfg.explicit else \
         cfg.epochs * steps if "epochs" in cfg.explicit else None
-    views = 1 + (NUM_VIEWS[cfg.tta] if cfg.tta != "none" else 0)  # --tta evaluates its views beside the plain pass
+    views = NUM_VIEWS[cfg.tta] if cfg.tta != "none" else 1  # the plain pass is one of the TTA views
     return Pacer(budget.next_deadline(), {"val": -(-n_val // num_processes), "final": -(-n_final // num_processes)},
                  cfg.batch_size * cfg.grad_accum, cfg.grad_accum, eval_views=views, cap_steps=cap,
                  warmup_epochs=cfg.optim.warmup_epochs if "warmup_epochs" in cfg.explicit else None,
-                 default_warmup=cfg.optim.warmup_epochs)
+                 default_warmup=cfg.optim.warmup_epochs, budget=budget, device=str(device))
 
 
 def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path,
-                  budget: Budget | None = None) -> tuple[LoopContext, dict]:
-    """Model, data config, loaders and optimizer, all prepared by Accelerate; resumes when asked."""
-    model, loaders, data_cfg = build_model_and_loaders(cfg, accelerator, bundle)
+                  budget: Budget) -> tuple[LoopContext, dict]:
+    """Model, data config, loaders (the decode cache) and optimizer, all prepared by Accelerate, after the LR
+    choice (--lr auto) on the same loaders; resumes when asked."""
+    with budget.phase("decode_cache"):
+        model, loaders, data_cfg = build_model_and_loaders(cfg, accelerator, bundle)
+    probe = None
+    if cfg.optim.linear_probe and not resuming(cfg, out):  # a resumed run has its head already
+        from trainer.engine.linear_probe import linear_probe
+
+        probe = linear_probe(cfg, accelerator, model, loaders, bundle, budget)
+    if cfg.optim.lr == "auto":
+        choose_lr(cfg, accelerator, model, loaders, out, budget)
     per_process = len(loaders.train) if loaders.sharded else len(loaders.train) // accelerator.num_processes
     steps = max(1, per_process // cfg.grad_accum)
-    pacer = make_pacer(cfg, budget, loaders, accelerator.num_processes, steps) if budget is not None else None
+    pacer = None
+    if budget.seconds is not None:
+        pacer = make_pacer(cfg, budget, loaders, accelerator.num_processes, steps, accelerator.device)
     optimizer, scheduler, epochs = build_optim(model, cfg, steps)
     criterion, mixup = build_loss(cfg, loaders, len(bundle.label_names))
     model, optimizer, loaders.train, loaders.val = accelerator.prepare(model, optimizer, loaders.train, loaders.val)
@@ -172,7 +226,7 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path,
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
     ctx = LoopContext(cfg, accelerator, model, optimizer, scheduler, loaders, criterion, mixup, ema, state,
-                      epochs, out, steps_per_epoch=steps, pacer=pacer)
+                      epochs, out, steps_per_epoch=steps, pacer=pacer, probe=probe)
     if cfg.hub.hub_push_state and accelerator.num_processes > 1:
         raise UserError("--hub-push-state carries one process's RNG state: run it with one process for now.")
     if cfg.resume and cfg.resume.startswith("hf-hub:"):
@@ -188,10 +242,16 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path,
             accelerator.print(f"--resume {cfg.resume}: no saved state in {out / STATE_DIR}, starting fresh",
                               flush=True)
     if state.plan is not None:  # a resumed --time-budget run keeps its planned schedule
-        take_plan(ctx, state.plan)
         if pacer is not None:
-            pacer.planned = True
+            pacer.resume(ctx, state.plan)
+        else:
+            take_plan(ctx, state.plan)
     return ctx, data_cfg
+
+
+def resuming(cfg: TrainConfig, out: Path) -> bool:
+    """Whether this run continues a saved state (--resume from the Hub, or a state dir that exists)."""
+    return bool(cfg.resume) and (cfg.resume.startswith("hf-hub:") or find_resume(out, cfg.resume) is not None)
 
 
 def resume_from_hub(cfg: TrainConfig, accelerator, ctx: LoopContext) -> None:
@@ -236,11 +296,7 @@ def final_evaluation(ctx: LoopContext, bundle: DataBundle) -> tuple:
     ood = fit_ood(preds["val"]["logits"], score=JOINT if multi else SCORE)
     results = {}
     if ctx.cfg.tta != "none":  # reported beside the plain numbers (metrics["tta"]), never instead of them
-        tta_model = TTA(model, ctx.cfg.tta)
-        loaders = {"val": ctx.loaders.val, "test": ctx.loaders.test}
-        tta = {split: {"mode": ctx.cfg.tta, **quick_metrics(predict(accelerator, tta_model, loaders[split],
-                                                                    ctx.loaders.eval_preprocess), n)}
-               for split in preds}
+        tta = {split: {"mode": ctx.cfg.tta, **tta_metrics(ctx, model, split, preds[split], n)} for split in preds}
     column = ctx.cfg.data.group_column
     for split, p in preds.items():
         results[split] = score_split(p, n, decision)
@@ -251,6 +307,15 @@ def final_evaluation(ctx: LoopContext, bundle: DataBundle) -> tuple:
             ds = bundle.test if split == "test" else bundle.val
             results[split]["groups"] = {"column": column, "groups": group_metrics(p, ds[column], n)}
     return model, preds, results, (decision, ood)
+
+
+def tta_metrics(ctx: LoopContext, model, split: str, plain: dict, n: int) -> dict:
+    """--tta: the quick metrics of a split over the views of the mode; the plain view is the pass already made."""
+    from trainer.evaluation.tta import with_plain_logits
+
+    loader = ctx.loaders.val if split == "val" else ctx.loaders.test
+    others = predict(ctx.accelerator, TTA(model, ctx.cfg.tta, with_plain=False), loader, ctx.loaders.eval_preprocess)
+    return quick_metrics({**others, "logits": with_plain_logits(plain["logits"], others["logits"], ctx.cfg.tta)}, n)
 
 
 def latency_input(ctx: LoopContext, bundle: DataBundle, data_cfg: dict):
@@ -283,68 +348,94 @@ def hardware(accelerator) -> dict:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"device": str(accelerator.device), "gpu": gpu, "num_processes": accelerator.num_processes,
             "distributed_type": str(accelerator.distributed_type), "cpu_count": os.cpu_count(),
+            "usable_cores": usable_cores(),
             "torch_threads": torch.get_num_threads(), "mixed_precision": accelerator.mixed_precision}
 
 
-def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, budget: Budget | None = None) -> dict:
-    """Train, evaluate and write the checkpoint into `out` (within `budget` when given); return {split: metrics}."""
+def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, budget: Budget) -> dict:
+    """Train, evaluate and write the checkpoint into `out` (each phase timed by `budget`, the clock of the command
+    and its --time-budget); return {split: metrics}."""
     start = time.time()
     ctx, data_cfg = build_context(cfg, accelerator, bundle, out, budget)
     if accelerator.is_main_process:
         (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
+    if ctx.probe is not None:  # the probed model: epoch 0's candidate, which fine-tuning must beat on validation
+        keep_probe(ctx)
     n = len(bundle.label_names)
-    validate = lambda m: quick_metrics(predict(accelerator, m, ctx.loaders.val, ctx.loaders.eval_preprocess), n)  # noqa: E731
-    train_start = time.time()
+
+    def validate(model: torch.nn.Module) -> dict:
+        started = time.perf_counter()
+        pred = predict(accelerator, model, ctx.loaders.val, ctx.loaders.eval_preprocess)
+        ctx.val_pass_s = time.perf_counter() - started  # the time budget's evaluation cost per sample
+        return quick_metrics(pred, n)
+
     pusher = None  # --hub-strategy every_epoch: the main process pushes each epoch's model in the background
     if cfg.hub.push_to_hub and cfg.hub.hub_strategy == "every_epoch" and accelerator.is_main_process:
         pusher = EpochPusher(cfg.hub, out / SNAPSHOT_DIR, cfg.metric,
                              functools.partial(write_snapshot, ctx, data_cfg, bundle.label_names))
-    fit(ctx, validate, pusher)
-    if pusher is not None:
-        pusher.wait()
-    train_s = time.time() - train_start
-    model, preds, results, (decision, ood) = final_evaluation(ctx, bundle)
-    weights = accelerator.get_state_dict(ctx.eval_model)  # on every rank: a collective under FSDP / ZeRO-3
-    if accelerator.is_main_process:
-        latency = measure_latency(model, latency_input(ctx, bundle, data_cfg), accelerator.device)
-        if cfg.latency_budget_ms is not None:  # a satisficing metric: met or missed, beside the optimised one
-            latency.update(latency_budget_ms=cfg.latency_budget_ms,
-                           within_latency_budget=latency["latency_ms_p95_batch1"] <= cfg.latency_budget_ms)
-            accelerator.print(f"latency p95 {latency['latency_ms_p95_batch1']:.1f} ms: "
-                              f"{'within' if latency['within_latency_budget'] else 'OVER'} the "
-                              f"{cfg.latency_budget_ms:g} ms budget", flush=True)
-        for r in results.values():
-            r["metrics"].update(latency)
-        primary = primary_split(results)
-        sample_ds = bundle.test if primary == "test" else bundle.val
-        if ctx.loaders.audio is not None:  # eval/samples/ then shows what the model saw: spectrograms
-
-            sample_ds = SpectrogramRows(sample_ds, bundle.input_column, AudioConfig.from_block(ctx.loaders.audio))
-        timing = {"train_time_s": round(train_s, 1), "decode_cache": ctx.loaders.decoded,
-                  "skipped_files": bundle.skipped}
-        run_manifest = manifest(sys.argv, cfg.to_dict(), bundle.source, time.time() - start,
-                                {**hardware(accelerator), **timing})
-        if budget is not None:  # planned vs actual (the very end is printed once the files are written)
-            run_manifest["time_budget"] = {"budget_s": budget.seconds, "plan": ctx.state.plan,
-                                           "stopped_at_deadline": ctx.stopped,
-                                           "elapsed_at_evaluation_end_s": round(time.time() - budget.start, 1)}
-        write_checkpoint(out, model, data_cfg, bundle.label_names, decision, cfg.to_dict(), results, preds,
-                         sample_ds, bundle.input_column, ctx.state.history, run_manifest, audio=ctx.loaders.audio,
-                         preflight=bundle.preflight, state_dict=weights, ood=ood)
-        m = results[primary]["metrics"]
-        score = f"mAP {m['map']:.4f}, micro F1 {m['f1_micro']:.4f}, subset accuracy" if "map" in m else "accuracy"
-        accelerator.print(f"checkpoint written to {out} ({primary} {score} {m['accuracy']:.4f})", flush=True)
-        if budget is not None:
-            accelerator.print(f"time budget {budget.seconds / 60:g} min: ended {time.time() - budget.start:.1f} s "
-                              f"after the start ({budget.seconds:.0f} s allowed)", flush=True)
-        for split, r in results.items():
-            for value, m in r.get("groups", {}).get("groups", {}).items():
-                accelerator.print(f"  {split} {cfg.data.group_column}={value}: accuracy {m['accuracy']:.4f} "
-                                  f"({m['num_samples']} samples)", flush=True)
+    with budget.phase("training"):
+        fit(ctx, validate, pusher)
+        if pusher is not None:
+            pusher.wait()
+    train_s = budget.measured["training"]
+    with budget.phase("final_evaluation"):
+        model, preds, results, (decision, ood) = final_evaluation(ctx, bundle)
+    with budget.phase("writing"):
+        weights = accelerator.get_state_dict(ctx.eval_model)  # on every rank: a collective under FSDP / ZeRO-3
+        if accelerator.is_main_process:
+            timing = {"train_time_s": round(train_s, 1), "decode_cache": ctx.loaders.decoded,
+                      "skipped_files": bundle.skipped}
+            run_manifest = manifest(sys.argv, cfg.to_dict(), bundle.source, time.time() - start,
+                                    {**hardware(accelerator), **timing})
+            write_run(ctx, bundle, data_cfg, model, (preds, results, decision, ood), run_manifest, weights, budget)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return {split: r["metrics"] for split, r in results.items()}
+
+
+def keep_probe(ctx: LoopContext) -> None:
+    """The linear-probed model as the best so far (history row "epoch 0", best epoch 0)."""
+    from trainer.engine.loop import save_best
+
+    metrics, st = ctx.probe["metrics"], ctx.state
+    st.best, st.best_epoch = metrics[ctx.cfg.metric], -1
+    save_best(ctx.accelerator, ctx.eval_model, ctx.out)
+    st.history.append({"epoch": 0, "step": 0, "linear_probe": True, "train_rows": ctx.probe["rows"],
+                       **{f"val_{k}": v for k, v in metrics.items()}})
+
+
+def write_run(ctx: LoopContext, bundle: DataBundle, data_cfg: dict, model, evaluated: tuple, run_manifest: dict,
+              weights: dict, budget: Budget) -> None:
+    """Rank 0: latency, then the checkpoint files (manifest.json with the time budget's table as measured up to
+    it), and the lines that close the run."""
+    cfg, accelerator, out = ctx.cfg, ctx.accelerator, ctx.out
+    preds, results, decision, ood = evaluated
+    latency = measure_latency(model, latency_input(ctx, bundle, data_cfg), accelerator.device)
+    if cfg.latency_budget_ms is not None:  # a satisficing metric: met or missed, beside the optimised one
+        latency.update(latency_budget_ms=cfg.latency_budget_ms,
+                       within_latency_budget=latency["latency_ms_p95_batch1"] <= cfg.latency_budget_ms)
+        accelerator.print(f"latency p95 {latency['latency_ms_p95_batch1']:.1f} ms: "
+                          f"{'within' if latency['within_latency_budget'] else 'OVER'} the "
+                          f"{cfg.latency_budget_ms:g} ms budget", flush=True)
+    for r in results.values():
+        r["metrics"].update(latency)
+    primary = primary_split(results)
+    sample_ds = bundle.test if primary == "test" else bundle.val
+    if ctx.loaders.audio is not None:  # eval/samples/ then shows what the model saw: spectrograms
+        sample_ds = SpectrogramRows(sample_ds, bundle.input_column, AudioConfig.from_block(ctx.loaders.audio))
+    # planned vs measured per phase, up to the manifest (the very end is printed once the files are in place)
+    on_manifest = (lambda: {"time_budget": budget.report()}) if budget.seconds is not None else None
+    write_checkpoint(out, model, data_cfg, bundle.label_names, decision, cfg.to_dict(), results, preds,
+                     sample_ds, bundle.input_column, ctx.state.history, run_manifest, audio=ctx.loaders.audio,
+                     preflight=bundle.preflight, state_dict=weights, ood=ood, on_manifest=on_manifest)
+    m = results[primary]["metrics"]
+    score = f"mAP {m['map']:.4f}, micro F1 {m['f1_micro']:.4f}, subset accuracy" if "map" in m else "accuracy"
+    accelerator.print(f"checkpoint written to {out} ({primary} {score} {m['accuracy']:.4f})", flush=True)
+    for split, r in results.items():
+        for value, m in r.get("groups", {}).get("groups", {}).items():
+            accelerator.print(f"  {split} {cfg.data.group_column}={value}: accuracy {m['accuracy']:.4f} "
+                              f"({m['num_samples']} samples)", flush=True)
 
 
 def clear_previous(out: Path) -> None:

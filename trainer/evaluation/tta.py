@@ -31,11 +31,18 @@ AUDIO_REFUSAL = ("--tta mirrors and zooms images; on a spectrogram a mirror reve
 
 
 class TTA(torch.nn.Module):
-    """`model` whose forward returns the mean logits over the views of `mode`."""
+    """`model` whose forward returns the mean logits over the views of `mode` (without the unchanged input itself
+    when `with_plain` is False: for a caller that already has its logits, see `with_plain_logits`)."""
 
-    def __init__(self, model: torch.nn.Module, mode: str) -> None:
+    def __init__(self, model: torch.nn.Module, mode: str, with_plain: bool = True) -> None:
         super().__init__()
-        self.model, self.mode = model, mode
+        self.model, self.mode, self.first = model, mode, 0 if with_plain else 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self.model(v) for v in views(x, self.mode)]).mean(0)
+        return torch.stack([self.model(v) for v in views(x, self.mode)[self.first:]]).mean(0)
+
+
+def with_plain_logits(plain, others, mode: str):
+    """The TTA mean over every view of `mode` from the plain input's logits and the mean of the other views' (a
+    TTA(with_plain=False) pass): the plain pass an evaluation already made is not run twice."""
+    return (plain + (NUM_VIEWS[mode] - 1) * others) / NUM_VIEWS[mode]

@@ -1,0 +1,87 @@
+"""--linear-probe: before fine-tuning, fit the head on frozen backbone features (trainer/evaluation/features.py),
+within a bounded share of the time budget; the probed model is the run's first candidate for the best checkpoint
+(history row "epoch 0"), so fine-tuning is kept only where it beats it on validation.
+
+Rank 0 computes the features and fits the head on the run's own loaders (train rows through the validation
+collate and preprocessing, without augmentation); every rank then takes the same head.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from trainer.engine.budget import Budget, mini_evaluation
+from trainer.evaluation.features import extract, fit_head, stratified_rows, supports_probe
+
+LP_PER_CLASS = 300  # train samples per class whose features fit the head: a linear head on ~1k features needs no more
+LP_SHARE = 0.2  # of the time left: what the feature pass (train subset + validation) may take
+LP_MIN_PER_CLASS = 5  # fewer rows per class than this fit no useful head: the probe is skipped
+
+
+def linear_probe(cfg, accelerator, model: torch.nn.Module, loaders, bundle, budget: Budget) -> dict | None:
+    """Fit `model`'s head on frozen features (every rank ends with the same head); {"metrics": validation numbers,
+    "rows", "weight_decay", "seconds"}, or None when it was skipped (said why)."""
+    from accelerate.utils import broadcast_object_list
+
+    with budget.phase("linear_probe"):
+        model.to(accelerator.device)  # as Accelerate's prepare will
+        found = [None]
+        if accelerator.is_main_process:
+            found = [_probe(cfg, model, loaders, bundle, budget, accelerator.device, accelerator.print)]
+        found = broadcast_object_list(found)[0]
+        if found is None:
+            return None
+        budget.hints["eval_sample_s"] = found.pop("eval_sample_s")  # the pacer's first evaluation estimate
+        head = accelerator.unwrap_model(model).get_classifier()
+        with torch.no_grad():
+            head.weight.copy_(found.pop("weight"))
+            head.bias.copy_(found.pop("bias"))
+    found["seconds"] = round(budget.measured["linear_probe"], 1)
+    accelerator.print(f"linear probe: head fitted on the frozen features of {found['rows']} train samples in "
+                      f"{found['seconds']} s (L2 {found['weight_decay']:g}): val_{cfg.metric} "
+                      f"{found['metrics'][cfg.metric]:.4f}", flush=True)
+    return found
+
+
+def _probe(cfg, model, loaders, bundle, budget: Budget, device, say) -> dict | None:
+    """Rank 0: the rows that fit the share, their features, the head; None when skipped."""
+    from trainer.evaluation.report import quick_metrics
+
+    if not supports_probe(model):
+        say(f"linear probe skipped: {type(model.get_classifier()).__name__} is not a single Linear head", flush=True)
+        return None
+    batch = cfg.eval_batch_size or 2 * cfg.batch_size
+    val, train = loaders.val, loaders.train
+    per_sample, _ = mini_evaluation(model, val.dataset, val.collate_fn, batch, loaders.eval_preprocess, device)
+    labels = _train_labels(train.dataset)
+    per_class = LP_PER_CLASS
+    if budget.seconds is not None:  # the features of the rows that fit the share (validation is passed once)
+        share = LP_SHARE * max(0.0, budget.left()) / per_sample - len(val.dataset)
+        classes = labels.shape[1] if labels.ndim == 2 else len(np.unique(labels))
+        per_class = min(per_class, int(share / max(1, classes)))
+        if per_class < LP_MIN_PER_CLASS:
+            budget.choose(f"no linear probe: its share of the time left buys features of {max(0, per_class)} "
+                          f"samples per class at {per_sample * 1000:.1f} ms each", say)
+            return None
+    rows = stratified_rows(labels, per_class, cfg.seed)
+    subset = torch.utils.data.DataLoader(torch.utils.data.Subset(train.dataset, rows.tolist()), batch_size=batch,
+                                         collate_fn=val.collate_fn)
+    features = extract(model, subset, loaders.eval_preprocess, device, "linear probe: train features")
+    val_features = extract(model, val, loaders.eval_preprocess, device, "linear probe: val features")
+    head = fit_head(features, val_features, model.get_classifier().out_features, labels.ndim == 2)
+    metrics = quick_metrics({"logits": head["val_logits"], "labels": val_features["labels"]},
+                            model.get_classifier().out_features)
+    return {"weight": head["weight"], "bias": head["bias"], "weight_decay": head["weight_decay"],
+            "rows": int(len(rows)), "metrics": metrics, "eval_sample_s": per_sample}
+
+
+def _train_labels(dataset) -> np.ndarray:
+    """The class ids (multi-label: multi-hot rows) of a training dataset of ours, without decoding any input."""
+    for attr in ("labels", "targets"):  # in-memory images / waves, and multi-label HF-backed sets
+        value = getattr(dataset, attr, None)
+        if value is not None:
+            return np.asarray(value)
+    if hasattr(dataset, "ds"):  # a datasets-backed set: its label column
+        return np.asarray(dataset.ds[dataset.label_column])
+    raise TypeError(f"cannot read the labels of {type(dataset).__name__}")
