@@ -68,7 +68,7 @@ def test_checkpoint_loads_with_plain_timm_and_its_metrics_match_sklearn(ml_run):
     assert config["task"] == "multi_label" and "temperature" not in config
     assert len(config["thresholds"]) == 4 and all(0 < t < 1 for t in config["thresholds"])
     assert config["calibration"]["method"] == "platt" and config["ood"]["score"] == "joint_energy"
-    assert json.loads((ml_run / "manifest.json").read_text())["schema_version"] == 6
+    assert json.loads((ml_run / "manifest.json").read_text())["schema_version"] == 7
     table = pq.read_table(ml_run / "eval" / "predictions.parquet").to_pandas()
     test = table[table["split"] == "test"]
     y, pred, probs = (np.stack(test[k].to_numpy()) for k in ("label", "pred", "probs"))

@@ -106,7 +106,7 @@ def test_the_plan_is_refreshed_within_an_epoch_and_the_eval_estimate_comes_from_
 def test_the_mini_evaluation_times_batches_after_its_warm_up(monkeypatch):
     import torch
 
-    ticks = iter([0, 9, 10, 19, 20, 21, 22, 23])  # batches of 9 s, 9 s (its warm-up), then 1 s and 1 s
+    ticks = iter([0, 9, 10, 13, 20, 21])  # batches of 9 s (its warm-up), 3 s, then 1 s: the fastest after the first
     monkeypatch.setattr(budget_mod.time, "perf_counter", lambda: next(ticks))
     data = torch.utils.data.TensorDataset(torch.zeros(16, 4), torch.zeros(16), torch.arange(16))
     per_sample, x1 = mini_evaluation(torch.nn.Linear(4, 2).train(), data, None, 4, lambda x: x, "cpu")
@@ -135,3 +135,13 @@ def test_the_budget_table_has_every_phase_and_the_first_plan():
     assert report["first_plan_at_s"] >= 5 and report["stopped_before_plan"] is False
     lines = budget.table()
     assert lines[0].startswith("time budget 1 min (60 s)") and any("training" in line for line in lines)
+
+
+def test_gpu_speed_steps_are_planned_the_same_way():
+    # 2 ms steps and 0.05 ms per evaluated sample (a GPU): the same arithmetic, hundreds of epochs of small data
+    pacer = _pacer(600, batch_times=[0.002] * 30)
+    pacer.eval_sample_s, pacer.write_s, pacer.save_s = 5e-5, 2.0, 0.05
+    plan = pacer.plan(steps_done=31, steps_per_epoch=1000, epochs_done=0)
+    cost = (plan["total_steps"] - 31) * 0.002 + plan["epochs"] * pacer.val_s() + pacer.final_s()
+    assert 250_000 < plan["total_steps"] and cost <= plan["remaining_s"] + 1  # every step and validation fits
+    assert plan["warmup_epochs"] == 1.0  # a tenth of 270+ epochs is more than the default warmup: it stays

@@ -26,7 +26,7 @@ def test_checkpoint_files(smoke_run):
     assert ".staging" not in card and "Fashion-MNIST by Zalando Research (MIT license)" in card
     assert not list(smoke_run.glob("*.bin")) and not list(smoke_run.glob("*.pth"))  # never a pickle
     manifest = json.loads((smoke_run / "manifest.json").read_text())
-    assert manifest["schema_version"] == 6  # 6: task (multi-label); 5: ood; 4: ONNX, lr_find/; 3: preflight, tta
+    assert manifest["schema_version"] == 7  # 7: budget table, probe row; 6: task; 5: ood; 4: ONNX; 3: preflight
     config = json.loads((smoke_run / "config.json").read_text())
     assert config["task"] == "single_label" and "thresholds" not in config
     ood = config["ood"]

@@ -90,10 +90,12 @@ class DataConfig:
             raise UserError("--label-sep must be at least one character, e.g. --label-sep ','.")
 
 
-def default_workers() -> int:
-    """This process's share of the usable cores (torchrun/accelerate set LOCAL_WORLD_SIZE) minus the main one."""
+def default_workers(main_busy: bool = True) -> int:
+    """This process's share of the usable cores (torchrun/accelerate set LOCAL_WORLD_SIZE), minus the main one
+    while it trains (`main_busy`); a one-core share decodes in the main process (0)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(0, min(8, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")) - 1))
+    share = cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(8, share - 1 if main_busy or share < 2 else share))
 
 
 @dataclass

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from trainer.config import MULTI_LABEL, SINGLE_LABEL  # noqa: F401 - config.json `task` values, re-exported for readers
 
+# 7: manifest.json `time_budget` holds the per-phase table (`phases`: planned and measured seconds), `first_plan_at_s`,
+#    `stopped_before_plan`, `cores` and the planner's `choices`; `hardware.usable_cores`; eval/history.json may
+#    start with an epoch-0 row of the --linear-probe head; the card marks an undertrained model (checkpoint/quality.py);
 # 6: config.json `task` ("single_label" | "multi_label"; absent = single-label); a multi-label one holds per-class
 #    `thresholds` and `calibration` (Platt scale + bias) instead of `temperature`, eval/multilabel_confusion.json
 #    (per-class TP/FP/FN/TN) instead of confusion_matrix.json, and multi-hot labels in predictions.parquet;
@@ -20,7 +23,7 @@ from trainer.config import MULTI_LABEL, SINGLE_LABEL  # noqa: F401 - config.json
 #    calibrated probabilities and diagonal cells in samples.json, latency p95 + hardware and `tta` in metrics.json;
 # 2: config.json may hold modality "audio" with an `audio` block (the log-mel front end); 1: images only.
 # Bump it when the contract changes, and keep older checkpoints loading (tests/fixtures/checkpoints).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 CONFIG = "config.json"  # timm's config + label_names, modality, audio block, task, temperature or thresholds, ood
 WEIGHTS = "model.safetensors"  # never a pickle

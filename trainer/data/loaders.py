@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trainer.config import MULTI_LABEL, TrainConfig
+from trainer.config import MULTI_LABEL, TrainConfig, default_workers
 from trainer.data.bundle import DataBundle
 from trainer.data.images import (
     DevicePreprocess,
@@ -98,6 +98,8 @@ def _datasets(cfg: TrainConfig, bundle: DataBundle, data_cfg: dict, decoded: boo
         rest = {k: HFImageDataset(v, img, lab, ev, split_targets(bundle, v)) for k, v in splits.items()
                 if v is not None}
         return train, rest["val"], rest.get("test")
+    if "num_workers" not in cfg.explicit:  # the main process only waits while the cache is decoded: every core helps
+        workers = default_workers(main_busy=False)
     train = HFImageDataset(bundle.train, img, lab, cache_transform(data_cfg), split_targets(bundle, bundle.train))
     train = TensorImageDataset.stack(decode_all(train, workers, "decode train"))
     rest = {k: TensorImageDataset.stack(decode_all(HFImageDataset(v, img, lab, ev, split_targets(bundle, v)), workers,
@@ -155,7 +157,8 @@ def build_audio_loaders(cfg: TrainConfig, bundle: DataBundle, num_processes: int
             if v is not None}
     decoded = use_decode_cache(cfg.data.decode_cache, wave_bytes(sets["train"], sum(map(len, sets.values()))))
     if decoded:  # lists of (wave, label, row) per batch, packed into one flat tensor per split
-        sets = {k: CachedWaves.pack(decode_all(d, cfg.data.num_workers, f"decode {k}", batch_size=64,
+        workers = cfg.data.num_workers if "num_workers" in cfg.explicit else default_workers(main_busy=False)
+        sets = {k: CachedWaves.pack(decode_all(d, workers, f"decode {k}", batch_size=64,
                                                collate_fn=list)) for k, d in sets.items()}
     a = with_stats(a, sets["train"], log)
     multi = bundle.task == MULTI_LABEL

@@ -8,14 +8,16 @@ collate and preprocessing, without augmentation); every rank then takes the same
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
-from trainer.engine.budget import Budget, mini_evaluation
+from trainer.engine.budget import Budget
 from trainer.evaluation.features import extract, fit_head, stratified_rows, supports_probe
 
 LP_PER_CLASS = 300  # train samples per class whose features fit the head: a linear head on ~1k features needs no more
-LP_SHARE = 0.2  # of the time left: what the feature pass (train subset + validation) may take
+LP_SHARE = 0.2  # of the time left: what the feature passes (validation + the train subset) may take
 LP_MIN_PER_CLASS = 5  # fewer rows per class than this fit no useful head: the probe is skipped
 
 
@@ -29,10 +31,11 @@ def linear_probe(cfg, accelerator, model: torch.nn.Module, loaders, bundle, budg
         found = [None]
         if accelerator.is_main_process:
             found = [_probe(cfg, model, loaders, bundle, budget, accelerator.device, accelerator.print)]
-        found = broadcast_object_list(found)[0]
+        found, per_sample = broadcast_object_list(found)[0]
+        if per_sample is not None:  # the pacer's first evaluation estimate: real passes at the eval batch size
+            budget.hints["eval_sample_s"] = per_sample
         if found is None:
             return None
-        budget.hints["eval_sample_s"] = found.pop("eval_sample_s")  # the pacer's first evaluation estimate
         head = accelerator.unwrap_model(model).get_classifier()
         with torch.no_grad():
             head.weight.copy_(found.pop("weight"))
@@ -44,36 +47,40 @@ def linear_probe(cfg, accelerator, model: torch.nn.Module, loaders, bundle, budg
     return found
 
 
-def _probe(cfg, model, loaders, bundle, budget: Budget, device, say) -> dict | None:
-    """Rank 0: the rows that fit the share, their features, the head; None when skipped."""
+def _probe(cfg, model, loaders, bundle, budget: Budget, device, say) -> tuple:
+    """Rank 0: (the head and its numbers, or None when skipped; seconds per evaluated sample). The validation
+    features come first: their pass times the evaluation here, and the train rows that fit the share follow."""
     from trainer.evaluation.report import quick_metrics
 
     if not supports_probe(model):
         say(f"linear probe skipped: {type(model.get_classifier()).__name__} is not a single Linear head", flush=True)
-        return None
+        return None, None
     batch = cfg.eval_batch_size or 2 * cfg.batch_size
     val, train = loaders.val, loaders.train
-    per_sample, _ = mini_evaluation(model, val.dataset, val.collate_fn, batch, loaders.eval_preprocess, device)
+    share, started = LP_SHARE * max(0.0, budget.left()), time.perf_counter()
+    val_features = extract(model, val, loaders.eval_preprocess, device, "linear probe: val features")
+    val_s = time.perf_counter() - started
+    per_sample = val_s / max(1, len(val.dataset))
     labels = _train_labels(train.dataset)
     per_class = LP_PER_CLASS
-    if budget.seconds is not None:  # the features of the rows that fit the share (validation is passed once)
-        share = LP_SHARE * max(0.0, budget.left()) / per_sample - len(val.dataset)
+    if budget.seconds is not None:  # the train rows whose features fit what is left of the share
         classes = labels.shape[1] if labels.ndim == 2 else len(np.unique(labels))
-        per_class = min(per_class, int(share / max(1, classes)))
+        per_class = min(per_class, int((share - val_s) / per_sample / max(1, classes)))
         if per_class < LP_MIN_PER_CLASS:
-            budget.choose(f"no linear probe: its share of the time left buys features of {max(0, per_class)} "
-                          f"samples per class at {per_sample * 1000:.1f} ms each", say)
-            return None
+            budget.choose(f"no linear probe: what is left of its share ({LP_SHARE:.0%} of the time left) buys "
+                          f"features of {max(0, per_class)} train samples per class at {per_sample * 1000:.1f} ms "
+                          "each", say)
+            return None, per_sample
     rows = stratified_rows(labels, per_class, cfg.seed)
     subset = torch.utils.data.DataLoader(torch.utils.data.Subset(train.dataset, rows.tolist()), batch_size=batch,
                                          collate_fn=val.collate_fn)
     features = extract(model, subset, loaders.eval_preprocess, device, "linear probe: train features")
-    val_features = extract(model, val, loaders.eval_preprocess, device, "linear probe: val features")
+    per_sample = (time.perf_counter() - started) / max(1, len(val.dataset) + len(rows))  # both passes, steady
     head = fit_head(features, val_features, model.get_classifier().out_features, labels.ndim == 2)
     metrics = quick_metrics({"logits": head["val_logits"], "labels": val_features["labels"]},
                             model.get_classifier().out_features)
     return {"weight": head["weight"], "bias": head["bias"], "weight_decay": head["weight_decay"],
-            "rows": int(len(rows)), "metrics": metrics, "eval_sample_s": per_sample}
+            "rows": int(len(rows)), "metrics": metrics}, per_sample
 
 
 def _train_labels(dataset) -> np.ndarray:

@@ -27,7 +27,8 @@ def predict(accelerator, model: torch.nn.Module, loader, preprocess: Callable) -
 
 
 def device_name(device) -> str:
-    """The hardware a latency was measured on: the GPU's name, or the CPU's model name and core count."""
+    """The hardware a latency was measured on: the GPU's name, or the CPU's model name and the cores this process
+    may use (its affinity mask, not os.cpu_count())."""
     import os
     import platform
 
@@ -39,7 +40,8 @@ def device_name(device) -> str:
             name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
     except OSError:
         pass
-    return f"{name} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{name} ({cores} usable cores, {torch.get_num_threads()} torch threads)"
 
 
 def latency_text(metrics: dict) -> str:
