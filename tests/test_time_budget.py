@@ -127,7 +127,8 @@ def test_the_budget_table_has_every_phase_and_the_first_plan():
     budget = Budget(60, start=time.time() - 5)
     with budget.phase("data"):
         pass
-    budget.record_plan({"train_s": 40.0, "eval_s": 5.0, "write_s": 1.0}, training_so_far=2.0)
+    budget.record_plan({"train_s": 40.0, "eval_s": 5.0, "write_s": 1.0}, training_so_far=2.0, first_of_part=True)
+    budget.record_plan({"train_s": 99.0, "eval_s": 9.0, "write_s": 9.0}, training_so_far=9.0, first_of_part=False)
     with budget.phase("training"):
         report = budget.report()
     assert report["phases"]["import"]["measured_s"] >= 5 and report["phases"]["training"]["planned_s"] == 42.0

@@ -6,9 +6,9 @@ as the real costs are measured.
 Nothing in a plan is a constant measured on another machine: the phases before training are timed as they happen,
 the training step from the steps themselves (the warm-up step excluded), evaluation from a mini-evaluation through
 the validation data's own collate and preprocessing, and the writing from a rehearsal of its slowest pieces. The
-deadline guard only acts on a plan made from those measurements. The loop calls the Pacer at four points: before
-each batch (`signal`), on the signal every rank shares (`follow`), after each epoch (`after_epoch`) and for a
-resumed plan (`resume`).
+deadline guard only acts on a plan made from those measurements. The loop calls the Pacer at three points: before
+each batch (`signal`), on the signal every rank shares (`follow`) and after each epoch (`after_epoch`). A resumed run
+keeps the schedule its state saved (`take_plan`) until this process has measured and planned again.
 
 Neither timm nor Accelerate plans by wall time (timm's train.py and the transformers Trainer take epochs or max
 steps; Ultralytics has a `time` argument that re-plans epochs after each one); this module does the same for steps.
@@ -79,7 +79,7 @@ class Budget:
     planned: dict = field(default_factory=dict)  # phase → seconds, as the first plan (or the LR share) had them
     choices: list = field(default_factory=list)  # what the planner chose and why (printed, manifest, card)
     # costs measured here before the phase that uses them, the same on every rank: "train_step_s" (the defaults'
-    # speed measurement at the chosen size), "eval_sample_s" (the linear probe's mini-evaluation)
+    # speed measurement at the chosen size), "eval_sample_s" (the linear probe's feature passes)
     hints: dict = field(default_factory=dict)
     first_plan_at_s: float | None = None
     stopped: dict | None = None  # {"step", "before_plan"} when the deadline guard ended training early
@@ -134,13 +134,16 @@ class Budget:
         fit = int((share - spent) / max(step_s, 1e-9))
         return min(wanted, fit) if fit >= LR_FIND_MIN_ITERS else 0
 
-    def record_plan(self, plan: dict, training_so_far: float) -> None:
-        """Keep a plan; the first one also sets the planned seconds of the phases still to come."""
+    def record_plan(self, plan: dict, training_so_far: float, first_of_part: bool) -> None:
+        """Keep a plan; the first one of each training part (fold) adds the planned seconds of its phases still to
+        come, as the measured ones add up over the parts."""
         self.last_plan = plan
         if self.first_plan_at_s is None:
             self.first_plan_at_s = round(self.elapsed(), 1)
-            self.planned.update(training=training_so_far + plan["train_s"], final_evaluation=plan["eval_s"],
-                                writing=plan["write_s"])
+        if first_of_part:
+            for name, seconds in (("training", training_so_far + plan["train_s"]), ("final_evaluation", plan["eval_s"]),
+                                  ("writing", plan["write_s"])):
+                self.planned[name] = self.planned.get(name, 0.0) + seconds
 
     def report(self) -> dict:
         """manifest.json `time_budget`: budget, the per-phase table, the first plan's time, the last plan and the
@@ -220,10 +223,11 @@ class Pacer:
     _planned_at: float = 0.0
     _started: float = field(default_factory=time.time)
     _train_started: float | None = None
+    _applied: bool = False  # this part has taken a plan of its own (a resumed one keeps its saved one until then)
 
     PLAN, STOP = 1.0, 2.0
 
-    # --- the loop's four points -------------------------------------------------------------------------------
+    # --- the loop's three points -------------------------------------------------------------------------------
 
     def signal(self) -> float:
         """Before a batch (rank 0): STOP past the deadline of a measured plan; PLAN once enough steps were timed and
@@ -273,11 +277,6 @@ class Pacer:
         self.pause()
         if not finished:
             self.apply(ctx, epochs_done=epochs_done)
-
-    def resume(self, ctx, plan: dict) -> None:
-        """A resumed run keeps the plan its state saved (then re-plans on the usual schedule)."""
-        take_plan(ctx, plan)
-        self.planned = True
 
     # --- measuring ----------------------------------------------------------------------------------------------
 
@@ -360,10 +359,10 @@ class Pacer:
                 self.probe(ctx)
             plan = [self.plan(ctx.state.step, ctx.steps_per_epoch, epochs_done)]
         plan = broadcast_object_list(plan)[0]
-        first = ctx.state.plan is None
+        first, self._applied = not self._applied, True
         take_plan(ctx, plan)
         if self.budget is not None and ctx.accelerator.is_main_process:
-            self.budget.record_plan(plan, time.time() - (self._train_started or time.time()))
+            self.budget.record_plan(plan, time.time() - (self._train_started or time.time()), first)
         if first:
             self.announce(ctx, plan)
 

@@ -55,6 +55,9 @@ def _probe(cfg, model, loaders, bundle, budget: Budget, device, say) -> tuple:
     if not supports_probe(model):
         say(f"linear probe skipped: {type(model.get_classifier()).__name__} is not a single Linear head", flush=True)
         return None, None
+    if loaders.sharded:
+        say("linear probe skipped: a streamed train split (--streaming) has no rows to pick a subset from", flush=True)
+        return None, None
     batch = cfg.eval_batch_size or 2 * cfg.batch_size
     val, train = loaders.val, loaders.train
     share, started = LP_SHARE * max(0.0, budget.left()), time.perf_counter()

@@ -130,7 +130,6 @@ def find_lr(cfg: TrainConfig, accelerator, model, loaders, out: Path, budget: Bu
             step_s = lr_find.time_steps(accelerator, model, optimizer, train, loaders.train_preprocess, criterion,
                                         LR_FIND_TIMING_STEPS)
         num_iter = budget.lr_find_iters(cfg.lr_find_iters, step_s)
-    found = None
     if num_iter:
         lrs, losses = lr_find.sweep(accelerator, model, optimizer, train, loaders.train_preprocess, criterion, num_iter)
     accelerator.free_memory(model, optimizer, train)  # drop Accelerate's references: save_state must not see them
@@ -166,8 +165,8 @@ def choose_lr(cfg: TrainConfig, accelerator, model, loaders, out: Path, budget: 
         found = find_lr(cfg, accelerator, model, loaders, out, budget)
     if "skipped" in found:
         cfg.optim.lr = KNOWN_GOOD_LR
-        budget.choose(f"no LR range test: {found['skipped']}; --lr {KNOWN_GOOD_LR:g}, the AdamW fine-tuning default",
-                      accelerator.print)
+        budget.choose(f"no LR range test: {found['skipped']}; --lr {KNOWN_GOOD_LR:g}, the default fine-tuning LR "
+                      "(for AdamW)", accelerator.print)
         return
     cfg.optim.lr = found["suggestion"]  # train_config.json records the LR actually used
     if budget.seconds is not None:
@@ -241,11 +240,8 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path,
         elif cfg.resume:
             accelerator.print(f"--resume {cfg.resume}: no saved state in {out / STATE_DIR}, starting fresh",
                               flush=True)
-    if state.plan is not None:  # a resumed --time-budget run keeps its planned schedule
-        if pacer is not None:
-            pacer.resume(ctx, state.plan)
-        else:
-            take_plan(ctx, state.plan)
+    if state.plan is not None:  # a resumed --time-budget run keeps its schedule until it has measured and planned
+        take_plan(ctx, state.plan)
     return ctx, data_cfg
 
 
