@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
-from bench.report import save_result  # noqa: E402
+from bench.report import save_result, train_new_folder  # noqa: E402
 
 TRAIN, TEST = 2000, 1000
 
@@ -53,22 +51,14 @@ def main() -> None:
     args = parser.parse_args()
     data = write_folder(args.work / "digits")
     run = args.work / "run"
-    cmd = [sys.executable, "trainer/train.py", "--dataset", str(data), "--output-dir", str(run),
-           "--overwrite-output-dir"]
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
-    env["TQDM_DISABLE"] = "1"
-    start = time.time()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    wall = time.time() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    stdout, wall = train_new_folder(data, run)
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     manifest = json.loads((run / "manifest.json").read_text())
     result = {"date": date.today().isoformat(), "dataset": f"{TRAIN} MNIST digits (28x28, 10 classes) as an "
               f"imagefolder, {TEST} more as test/", "command": "python trainer/train.py --dataset DIR --output-dir OUT",
               "wall_s": round(wall, 1), "test_accuracy": metrics["test"]["accuracy"],
               "val_accuracy": metrics["val"]["accuracy"],
-              "choices": [line for line in proc.stdout.splitlines() if line.startswith("chose ")],
+              "choices": [line for line in stdout.splitlines() if line.startswith("chose ")],
               "time_budget": manifest.get("time_budget"), "lr": manifest["config"]["optim"]["lr"],
               "cpu_count": os.cpu_count()}
     save_result(result, args.out, "new_folder")

@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -31,7 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
-from bench.report import save_result  # noqa: E402
+from bench.report import save_result, train_new_folder  # noqa: E402
+from trainer.errors import scrub_artifact  # noqa: E402
 
 SOURCE = Path("/usr/share/backgrounds/mate/nature")  # Debian package mate-backgrounds
 CLASSES = ("Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops", "Storm",
@@ -93,17 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     data = write_folder(args.work / "photos")
     run = args.work / "run"
-    cmd = [sys.executable, "trainer/train.py", "--dataset", str(data), "--output-dir", str(run),
-           "--overwrite-output-dir"]
-    if args.taskset:
-        cmd = ["taskset", "-c", args.taskset, *cmd]
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
-    env["TQDM_DISABLE"] = "1"
-    start = time.time()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    wall = time.time() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    stdout, wall = train_new_folder(data, run, ["taskset", "-c", args.taskset] if args.taskset else None)
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     manifest = json.loads((run / "manifest.json").read_text())
     budget_s = manifest["time_budget"]["budget_s"]
@@ -116,11 +104,11 @@ def main() -> None:
               "cpu": cpu, "usable_cores": manifest["time_budget"]["cores"], "wall_s": round(wall, 1),
               "budget_s": budget_s, "off_budget_pct": round(100 * (wall / budget_s - 1), 1),
               "test_accuracy": metrics["test"]["accuracy"], "val_accuracy": metrics["val"]["accuracy"],
-              "choices": [line for line in proc.stdout.splitlines()
+              "choices": [line for line in stdout.splitlines()
                           if line.startswith("chose ") or re.match(r"(time budget: |linear probe: |lr_find: )", line)],
               "time_budget": manifest["time_budget"], "img_size": manifest["config"]["model"]["img_size"],
               "lr": manifest["config"]["optim"]["lr"]}
-    save_result(result, args.out, "photo_folder" + ("_one_core" if args.taskset else ""))
+    save_result(scrub_artifact(result), args.out, "photo_folder" + ("_one_core" if args.taskset else ""))
 
 
 if __name__ == "__main__":

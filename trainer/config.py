@@ -91,8 +91,7 @@ class DataConfig:
 
 
 def default_workers(main_busy: bool = True) -> int:
-    """This process's share of the usable cores (torchrun/accelerate set LOCAL_WORLD_SIZE), minus the main one
-    while it trains (`main_busy`); a one-core share decodes in the main process (0)."""
+    """This process's share of the usable cores (LOCAL_WORLD_SIZE processes), less the main one while it trains."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     share = cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     return max(0, min(8, share - 1 if main_busy or share < 2 else share))
@@ -164,9 +163,8 @@ class OptimConfig:
     warmup_epochs: float = help_field(1.0, "linear warmup length in epochs (fractions allowed)")
     min_lr: float = help_field(1e-6, "final learning rate of the schedule")
     freeze_epochs: int = help_field(0, "fastai-style fine-tune: train only the head for this many epochs first")
-    linear_probe: bool = help_field(False, "first fit the head on frozen backbone features (one forward pass of up to "
-                                    "300 train samples per class, seconds), then fine-tune the whole network "
-                                    "(LP-FT); the probed model is the first candidate for the best checkpoint")
+    linear_probe: bool = help_field(False, "first fit the head on frozen features (one forward pass, <= 300 train "
+                                    "samples per class), then fine-tune all (LP-FT); the probe is epoch 0's candidate")
     backbone_lr_scale: float = help_field(1.0, "backbone LR = lr x this (e.g. 0.1 for gentle fine-tuning)")
     clip_grad: float | None = help_field(None, "clip gradient norm to this value")
 

@@ -177,7 +177,9 @@ def _training_section(tc: dict, man: dict) -> str:
              f"`{o.get('opt')}` lr {o.get('lr')}, `{o.get('sched')}` schedule, weight decay {o.get('weight_decay')}",
              f"- augmentation: scale {a.get('scale')}, hflip {a.get('hflip')}, mixup {a.get('mixup')}, "
              f"RandAugment {a.get('aa')}, label smoothing {a.get('smoothing')}",
-             f"- hardware: {hw.get('gpu') or hw.get('device')} × {hw.get('num_processes')} process(es), "
+             f"- hardware: {hw.get('gpu') or hw.get('device')}"
+             + (f" ({hw['usable_cores']} usable cores)" if hw.get("usable_cores") else "")
+             + f" × {hw.get('num_processes')} process(es), "
              f"wall time {man.get('wall_time_s')} s, seed {man.get('seed')}",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
              f"- command: `{' '.join(man.get('command', []))}`"]

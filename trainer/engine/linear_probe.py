@@ -3,7 +3,9 @@ within a bounded share of the time budget; the probed model is the run's first c
 (history row "epoch 0"), so fine-tuning is kept only where it beats it on validation.
 
 Rank 0 computes the features and fits the head on the run's own loaders (train rows through the validation
-collate and preprocessing, without augmentation); every rank then takes the same head.
+collate and preprocessing, without augmentation); every rank then takes the same head. BatchNorm statistics stay
+the pretrained ones: re-estimating them on the new data first (AdaBN) lowered the Fashion-MNIST probe from 0.837 to
+0.703 validation accuracy, and the run after it (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ LP_SHARE = 0.2  # of the time left: what the feature passes (validation + the tr
 LP_MIN_PER_CLASS = 5  # fewer rows per class than this fit no useful head: the probe is skipped
 
 
-def linear_probe(cfg, accelerator, model: torch.nn.Module, loaders, bundle, budget: Budget) -> dict | None:
+def linear_probe(cfg, accelerator, model: torch.nn.Module, loaders, budget: Budget) -> dict | None:
     """Fit `model`'s head on frozen features (every rank ends with the same head); {"metrics": validation numbers,
     "rows", "weight_decay", "seconds"}, or None when it was skipped (said why)."""
     from accelerate.utils import broadcast_object_list
@@ -30,7 +32,7 @@ def linear_probe(cfg, accelerator, model: torch.nn.Module, loaders, bundle, budg
         model.to(accelerator.device)  # as Accelerate's prepare will
         found = [None]
         if accelerator.is_main_process:
-            found = [_probe(cfg, model, loaders, bundle, budget, accelerator.device, accelerator.print)]
+            found = [_probe(cfg, model, loaders, budget, accelerator.device, accelerator.print)]
         found, per_sample = broadcast_object_list(found)[0]
         if per_sample is not None:  # the pacer's first evaluation estimate: real passes at the eval batch size
             budget.hints["eval_sample_s"] = per_sample
@@ -47,7 +49,7 @@ def linear_probe(cfg, accelerator, model: torch.nn.Module, loaders, bundle, budg
     return found
 
 
-def _probe(cfg, model, loaders, bundle, budget: Budget, device, say) -> tuple:
+def _probe(cfg, model, loaders, budget: Budget, device, say) -> tuple:
     """Rank 0: (the head and its numbers, or None when skipped; seconds per evaluated sample). The validation
     features come first: their pass times the evaluation here, and the train rows that fit the share follow."""
     from trainer.evaluation.report import quick_metrics

@@ -199,7 +199,7 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path,
     if cfg.optim.linear_probe and not resuming(cfg, out):  # a resumed run has its head already
         from trainer.engine.linear_probe import linear_probe
 
-        probe = linear_probe(cfg, accelerator, model, loaders, bundle, budget)
+        probe = linear_probe(cfg, accelerator, model, loaders, budget)
     if cfg.optim.lr == "auto":
         choose_lr(cfg, accelerator, model, loaders, out, budget)
     per_process = len(loaders.train) if loaders.sharded else len(loaders.train) // accelerator.num_processes
