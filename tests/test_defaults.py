@@ -103,3 +103,13 @@ def test_offline_means_unreachable_without_a_connection_attempt(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(defaults.socket, "create_connection", lambda *a, **k: pytest.fail("no connection"))
     assert defaults.hub_reachable() is False
+
+
+def test_a_model_whose_speed_cannot_be_measured_keeps_the_median_rule(hub_cached, monkeypatch):
+    def offline(cfg, num_classes, size):
+        raise OSError("no network for hf-hub:org/model")
+
+    monkeypatch.setattr(defaults, "model_speed", offline)
+    chosen = defaults.choose(parse_config(["--dataset", "x"]), _bundle(300), cuda=False)
+    assert chosen["img_size"][0] == 224 and "could not be measured here: OSError" in chosen["img_size"][1]
+    assert defaults.HINTS not in chosen

@@ -170,12 +170,13 @@ def choose(cfg: TrainConfig, bundle, cuda: bool, elapsed_s: float = 0.0) -> dict
         model_size = pretrained.input_size[-1] if pretrained else 224
         largest = input_size_for(side, model_size)
         reason = f"median image side {side} px: 1.5x, a multiple of 16, at most the model's {model_size}"
-        if minutes is not None:
+        try:
             size, why, train_s = size_for_budget(cfg, bundle, largest, minutes, elapsed_s)
+        except (OSError, RuntimeError, ValueError) as e:  # e.g. an hf-hub: model whose config is not reachable
+            out["img_size"] = (largest, f"{reason} (its speed could not be measured here: {type(e).__name__})")
+        else:
             out["img_size"] = (size, f"{reason} is {largest}; {why}")
             out[HINTS] = {"train_step_s": train_s * cfg.batch_size * cfg.grad_accum}
-        else:
-            out["img_size"] = (largest, f"{reason} (a CPU pays for every pixel)")
     if side is not None and side <= SMALL_IMAGE:
         if "crop_pct" not in explicit:
             out["crop_pct"] = (1.0, f"small images (<= {SMALL_IMAGE} px): evaluate the whole frame")
