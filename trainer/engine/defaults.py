@@ -139,9 +139,11 @@ def size_for_budget(cfg: TrainConfig, bundle, largest: int, minutes: float, elap
         epoch = n_train * train_s + n_val * eval_s
         epochs = (left - fixed) / epoch
         if epochs >= MIN_EPOCHS or size == sizes[-1]:
+            which = (f"the largest size that buys {MIN_EPOCHS:g}" if epochs >= MIN_EPOCHS else
+                     f"the smallest size tried: none buys {MIN_EPOCHS:g} (a longer --time-budget trains more)")
             return size, (f"~{epoch:.0f} s per fine-tuning epoch at {size} px here (the model's step measured at "
                           f"{largest} px): {minutes:g} minutes buy {max(0.0, epochs):.1f} after the linear probe, "
-                          f"the largest size that buys {MIN_EPOCHS:g}"), train_s
+                          f"{which}"), train_s
     raise AssertionError("unreachable: the last size always returns")
 
 
