@@ -21,6 +21,7 @@ from trainer.errors import UserError
 from trainer.evaluation.calibration import calibrated_sigmoid, softmax
 from trainer.evaluation.ood import verdict
 from trainer.evaluation.tta import TTA
+from trainer.hardware import usable_cores
 
 # ref → what was loaded. Both stay empty until the first request or page load asks (importing loads nothing).
 _CHECKPOINTS: dict[str, tuple[Path, dict]] = {}
@@ -37,8 +38,7 @@ SERVING_SHARE = 2  # each forward gets 1/SERVING_SHARE of the cores
 def set_serving_threads() -> int:
     """Give each forward pass its share of the cores (an explicit OMP_NUM_THREADS wins); the thread count."""
     if "OMP_NUM_THREADS" not in os.environ:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        torch.set_num_threads(max(1, cores // SERVING_SHARE))
+        torch.set_num_threads(max(1, usable_cores() // SERVING_SHARE))
     return torch.get_num_threads()
 
 

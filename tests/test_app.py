@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.helpers.app import CONVERTED, REFUSED, free_port, photo, write_converted, write_refused
+from tests.helpers.app import CONVERTED, REFUSED, launch, photo, write_converted, write_refused
 from tests.helpers.cli import REPO, cli_env
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a test run
@@ -20,24 +20,12 @@ ENDPOINTS = {"/predict_image", "/predict_image_batch", "/classify_image", "/pred
              "/save_audio_correction", "/explain_image", "/pick_cell", "/cell_summary"}
 
 
-def _launch(settings):
-    """(demo, client) for the app built from settings, served on a free local port."""
-    from gradio_client import Client
-
-    from space.ui import build_demo
-
-    demo = build_demo(settings)
-    options = {**settings.launch_options(), "server_name": "127.0.0.1", "server_port": free_port()}
-    _, url, _ = demo.launch(**options, prevent_thread_lock=True, quiet=True)
-    return demo, Client(url, verbose=False)
-
-
 @pytest.fixture(scope="module")
 def app(smoke_run):
     """gradio_client.Client of the app serving the session's smoke checkpoint, and its label names."""
     from space.settings import ModelChoice, Settings
 
-    demo, client = _launch(Settings(image=ModelChoice(str(smoke_run), "test fixture")))
+    demo, client = launch(Settings(image=ModelChoice(str(smoke_run), "test fixture")))
     yield client, json.loads((smoke_run / "config.json").read_text())["label_names"]
     demo.close()
 
@@ -105,7 +93,7 @@ def test_an_input_over_the_ood_threshold_is_not_one_of_the_known_classes(smoke_r
     manifest = json.loads((ckpt / "manifest.json").read_text())  # the edit, recorded as a writer would
     manifest["files"] = digests(ckpt)
     (ckpt / "manifest.json").write_text(json.dumps(manifest))
-    demo, client = _launch(Settings(image=ModelChoice(str(ckpt), "test fixture")))
+    demo, client = launch(Settings(image=ModelChoice(str(ckpt), "test fixture")))
     try:
         answers = {n: client.predict(_upload(tmp_path / n), 3, api_name="/classify_image")
                    for n in ("shirt.png", "blank.png")}
@@ -222,7 +210,7 @@ def test_app_without_any_model_serves_clear_messages(tmp_path):
 
     from space.settings import NO_IMAGE_MODEL, Settings
 
-    demo, client = _launch(Settings())
+    demo, client = launch(Settings())
     try:
         assert NO_IMAGE_MODEL in client.predict(api_name="/image_model")[0]
         photo().save(tmp_path / "x.png")
@@ -241,7 +229,7 @@ def test_repo_as_a_space_without_model_id_says_what_to_configure(tmp_path):
 
     settings = resolve(parse_args([]), env={"SPACE_ID": "org/timm-space"}, root=tmp_path)
     assert settings.on_space and settings.image.ref is None and settings.audio.ref is None
-    demo, client = _launch(settings)
+    demo, client = launch(settings)
     try:
         status = client.predict(api_name="/image_model")[0]
         assert "No image model configured for this Space" in status and "MODEL_ID" in status

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from tests.helpers.app import launch
 from tests.helpers.audio import CONVERTED, long_wav, write_converted, write_refused
-from tests.test_app import _launch, _probs, _upload
+from tests.test_app import _probs, _upload
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -17,7 +18,7 @@ def audio_app(audio_run):
     """gradio_client.Client of the app serving only the session's 4-step spoken-digits checkpoint."""
     from space.settings import ModelChoice, Settings
 
-    demo, client = _launch(Settings(audio=ModelChoice(str(audio_run), "test fixture")))
+    demo, client = launch(Settings(audio=ModelChoice(str(audio_run), "test fixture")))
     yield client
     demo.close()
 

@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from tests.helpers.app import free_port, photo
+from tests.helpers.app import free_port, launch, photo
 from tests.helpers.hostile import raw_call
-from tests.test_app import _launch, _probs, _upload
+from tests.test_app import _probs, _upload
 
 MAX_FILE = "64kb"
 
@@ -24,7 +24,7 @@ def guarded(smoke_run):
     from space.settings import ModelChoice, Settings
 
     settings = Settings(image=ModelChoice(str(smoke_run), "test fixture"), max_file_size=MAX_FILE)
-    demo, client = _launch(settings)
+    demo, client = launch(settings)
     yield client, client.src.rstrip("/"), json.loads((smoke_run / "config.json").read_text())["label_names"]
     demo.close()
 

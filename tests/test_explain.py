@@ -13,7 +13,7 @@ import timm
 import torch
 from PIL import Image
 
-from tests.helpers.app import free_port, photo
+from tests.helpers.app import launch, photo
 from trainer import weights
 from trainer.errors import UserError
 from trainer.evaluation.explain import gradcam, mass_inside, overlay, shown_input, target_layer
@@ -94,17 +94,13 @@ def _checkpoint(model: torch.nn.Module, out: Path, labels: list[str]) -> Path:
 
 def _explain(checkpoint: Path, image: Path, target: str) -> tuple[Image.Image, str]:
     """(overlay, note) from /explain_image of an app serving `checkpoint`, through gradio_client."""
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
     from space.settings import ModelChoice, Settings
-    from space.ui import build_demo
 
-    settings = Settings(image=ModelChoice(str(checkpoint), "test"))
-    demo = build_demo(settings)
-    options = {**settings.launch_options(), "server_name": "127.0.0.1", "server_port": free_port()}
-    _, url, _ = demo.launch(**options, prevent_thread_lock=True, quiet=True)
+    demo, client = launch(Settings(image=ModelChoice(str(checkpoint), "test")))
     try:
-        path, note = Client(url, verbose=False).predict(handle_file(str(image)), target, api_name="/explain_image")
+        path, note = client.predict(handle_file(str(image)), target, api_name="/explain_image")
         return Image.open(path).convert("RGB"), note
     finally:
         demo.close()

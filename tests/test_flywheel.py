@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from tests.helpers.app import photo
+from tests.helpers.app import launch, photo
 from tests.helpers.cli import SMOKE, run_cli
 from tests.helpers.data import make_imagefolder
-from tests.test_app import _launch, _upload
+from tests.test_app import _upload
 
 CAP = 6  # the app's --flywheel-max-files in these tests
 
@@ -31,7 +31,7 @@ def flywheel_app(smoke_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("flywheel") / "corrections"
     settings = Settings(image=ModelChoice(str(smoke_run), "test fixture"), flywheel_dir=str(root),
                         flywheel_max_files=CAP)
-    demo, client = _launch(settings)
+    demo, client = launch(settings)
     yield client, root, json.loads((smoke_run / "config.json").read_text())["label_names"]
     demo.close()
 
@@ -116,7 +116,7 @@ def test_flywheel_off_by_default_says_how_to_turn_it_on(smoke_run, tmp_path):
 
     from space.settings import ModelChoice, Settings
 
-    demo, client = _launch(Settings(image=ModelChoice(str(smoke_run), "test fixture")))
+    demo, client = launch(Settings(image=ModelChoice(str(smoke_run), "test fixture")))
     try:
         update = client.predict(api_name="/correction_labels")
         assert update["choices"] == [] and update["interactive"] is False

@@ -10,10 +10,10 @@ import subprocess
 import pytest
 
 from tests.helpers import hostile
-from tests.helpers.app import photo
+from tests.helpers.app import launch, photo
 from tests.helpers.cli import REPO, tree_hash
 from tests.helpers.memory import kib, reset_peak
-from tests.test_app import _launch, _upload
+from tests.test_app import _upload
 
 MIB_LIMIT = 512
 
@@ -26,7 +26,7 @@ def served(smoke_run, audio_run, tmp_path_factory):
     flywheel = tmp_path_factory.mktemp("hostile") / "corrections"
     settings = Settings(image=ModelChoice(str(smoke_run), "test"), audio=ModelChoice(str(audio_run), "test"),
                         flywheel_dir=str(flywheel), max_file_size="20mb")
-    demo, client = _launch(settings)
+    demo, client = launch(settings)
     yield client, client.src.rstrip("/"), flywheel
     demo.close()
 

@@ -30,18 +30,12 @@ def test_the_rule_compares_with_a_constant_answer_and_a_stop_before_any_plan():
 
 def _status(checkpoint) -> str:
     """The Image tab's status line for a checkpoint, through gradio_client."""
-    from gradio_client import Client
-
     from space.settings import ModelChoice, Settings
-    from space.ui import build_demo
-    from tests.helpers.app import free_port
+    from tests.helpers.app import launch
 
-    settings = Settings(image=ModelChoice(str(checkpoint), "test fixture"))
-    demo = build_demo(settings)
-    options = {**settings.launch_options(), "server_name": "127.0.0.1", "server_port": free_port()}
-    _, url, _ = demo.launch(**options, prevent_thread_lock=True, quiet=True)
+    demo, client = launch(Settings(image=ModelChoice(str(checkpoint), "test fixture")))
     try:
-        return Client(url, verbose=False).predict(api_name="/image_model")[0]
+        return client.predict(api_name="/image_model")[0]
     finally:
         demo.close()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trainer.errors import CLIParser, UserError, register_secret
+from trainer.hardware import usable_cores
 
 SECRET_FIELDS = {"hub_token"}  # never written to disk, logs or trackers
 SINGLE_LABEL, MULTI_LABEL = "single_label", "multi_label"  # the task: the data's, and config.json's `task`
@@ -92,8 +93,7 @@ class DataConfig:
 
 def default_workers(main_busy: bool = True) -> int:
     """This process's share of the usable cores (LOCAL_WORLD_SIZE processes), less the main one while it trains."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    share = cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    share = usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     return max(0, min(8, share - 1 if main_busy or share < 2 else share))
 
 

@@ -43,6 +43,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def launch(settings):
+    """(demo, gradio_client.Client) of the app built from settings, served on a free local port; demo.close() ends
+    it."""
+    from gradio_client import Client
+
+    from space.ui import build_demo
+
+    demo = build_demo(settings)
+    options = {**settings.launch_options(), "server_name": "127.0.0.1", "server_port": free_port()}
+    _, url, _ = demo.launch(**options, prevent_thread_lock=True, quiet=True)
+    return demo, Client(url, verbose=False)
+
+
 def photo(w: int = 48, h: int = 32, seed: int = 0) -> Image.Image:
     """A small RGB image with structure (so rotations and frames change the prediction)."""
     rng = np.random.default_rng(seed)

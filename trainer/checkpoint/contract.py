@@ -54,8 +54,8 @@ SPACE_CONFIG = "space_config.json"  # beside a Space's app.py: the model (and re
 # The code a Space runs (--create-space ships these, whole folders minus caches): the app and the side-effect-free
 # pieces it reads a checkpoint with. The engine, the Hub pushers and the data sources/loaders never run there;
 # pyproject.toml's import contracts keep space/ from importing them, and a test checks the list is closed.
-SPACE_SOURCES = ("app.py", "space", "trainer/__init__.py", "trainer/errors.py", "trainer/config.py",
-                 "trainer/audio", "trainer/checkpoint", "trainer/evaluation",
+SPACE_SOURCES = ("app.py", "space", "trainer/__init__.py", "trainer/errors.py", "trainer/hardware.py",
+                 "trainer/config.py", "trainer/audio", "trainer/checkpoint", "trainer/evaluation",
                  "trainer/data/__init__.py", "trainer/data/images.py", "trainer/data/folder_labels.py")
 
 

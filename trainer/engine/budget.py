@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from trainer.hardware import usable_cores
 
 # The phases of a command, in order; a phase that did not run is left out of the table.
 PHASES = ("import", "data", "preflight", "decode_cache", "linear_probe", "lr_choice", "training", "final_evaluation",
@@ -46,11 +47,6 @@ WRITE_FIGURES = 2  # confusion matrix + reliability diagram
 WRITE_MODEL_SAVES = 2  # the gathered state dict and model.safetensors
 LATENCY_FORWARDS = 23  # measure_latency: 3 warm-up + 20 timed single-input forwards (+ one batch of 32)
 EXPLAIN_OVERLAYS = 24  # Grad-CAM overlays of the top-loss samples (samples.TOP_LOSS_N)
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask: `taskset`, cgroups), not os.cpu_count()."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _sync(device) -> None:
@@ -180,19 +176,23 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def training_cost(total: int, steps_done: int, step_s: float, steps_per_epoch: int, epochs_done: int,
+                  val_s: float) -> float:
+    """Seconds to go from `steps_done` to `total` optimizer steps: the steps, and one validation per epoch still to
+    finish."""
+    return (total - steps_done) * step_s + max(1, math.ceil(total / steps_per_epoch) - epochs_done) * val_s
+
+
 def plan_steps(remaining_s: float, steps_done: int, step_s: float, steps_per_epoch: int, epochs_done: int,
                val_s: float, final_s: float) -> int:
-    """The most total optimizer steps whose remaining steps, one validation per epoch still to finish and the final
-    evaluation fit in `remaining_s` (binary search: the cost grows with the steps); at least one more step."""
+    """The most total optimizer steps whose training_cost and the final evaluation fit in `remaining_s` (binary
+    search: the cost grows with the steps); at least one more step."""
     spare, step_s = remaining_s - final_s, max(step_s, 1e-9)
-
-    def cost(total: int) -> float:
-        return (total - steps_done) * step_s + max(1, math.ceil(total / steps_per_epoch) - epochs_done) * val_s
-
     lo, hi = steps_done + 1, steps_done + 1 + max(0, int(spare / step_s))
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if cost(mid) <= spare else (lo, mid - 1)
+        fits = training_cost(mid, steps_done, step_s, steps_per_epoch, epochs_done, val_s) <= spare
+        lo, hi = (mid, hi) if fits else (lo, mid - 1)
     return lo
 
 
@@ -339,11 +339,10 @@ class Pacer:
         warmup = self.warmup_epochs
         if warmup is None:  # a 1-epoch warmup would be most of a short plan
             warmup = min(self.default_warmup, 0.1 * total / steps_per_epoch)
-        validations = max(1, math.ceil(total / steps_per_epoch) - epochs_done)
-        train_s = (total - steps_done) * step_s + validations * val_s
+        train_s = training_cost(total, steps_done, step_s, steps_per_epoch, epochs_done, val_s)
         return {"total_steps": total, "epochs": math.ceil(total / steps_per_epoch), "warmup_epochs": warmup,
-                "step_s": round(step_s, 4), "val_s": round(val_s, 2), "eval_sample_s": round(self.eval_sample_s or 0,
-                                                                                             6),
+                "step_s": round(step_s, 4), "val_s": round(val_s, 2),
+                "eval_sample_s": round(self.eval_sample_s or 0.0, 6),
                 "eval_s": round(self.eval_s(), 2), "write_s": round(self.write_s or 0.0, 2),
                 "final_s": round(self.final_s(), 2), "train_s": round(train_s, 1), "remaining_s": round(remaining, 1),
                 "epoch_s": round(steps_per_epoch * step_s + val_s, 1)}

@@ -28,7 +28,7 @@ from trainer.data.bundle import DataBundle
 from trainer.data.loaders import build_audio_loaders, build_loaders
 from trainer.data.streaming import build_stream_loaders
 from trainer.data.waves import SpectrogramRows
-from trainer.engine.budget import LR_FIND_MIN_ITERS, LR_FIND_TIMING_STEPS, Budget, Pacer, take_plan, usable_cores
+from trainer.engine.budget import LR_FIND_MIN_ITERS, LR_FIND_TIMING_STEPS, Budget, Pacer, take_plan
 from trainer.engine.loop import LoopContext, TrainState, find_resume, fit
 from trainer.engine.optim import build_loss, build_optim
 from trainer.errors import UserError
@@ -37,6 +37,7 @@ from trainer.evaluation.ood import JOINT, SCORE, SCORES, fit_ood
 from trainer.evaluation.predict import measure_latency, predict
 from trainer.evaluation.report import group_metrics, quick_metrics
 from trainer.evaluation.tta import NUM_VIEWS, TTA
+from trainer.hardware import usable_cores
 from trainer.hub.push import EpochPusher
 from trainer.model import create_model, resolve_data_cfg, set_pretrained_cfg
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from trainer.hardware import usable_cores
+
 
 @torch.no_grad()
 def predict(accelerator, model: torch.nn.Module, loader, preprocess: Callable) -> dict:
@@ -29,7 +31,6 @@ def predict(accelerator, model: torch.nn.Module, loader, preprocess: Callable) -
 def device_name(device) -> str:
     """The hardware a latency was measured on: the GPU's name, or the CPU's model name and the cores this process
     may use (its affinity mask, not os.cpu_count())."""
-    import os
     import platform
 
     if str(device).startswith("cuda") and torch.cuda.is_available():
@@ -40,8 +41,7 @@ def device_name(device) -> str:
             name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{name} ({cores} usable cores, {torch.get_num_threads()} torch threads)"
+    return f"{name} ({usable_cores()} usable cores, {torch.get_num_threads()} torch threads)"
 
 
 def latency_text(metrics: dict) -> str:
