@@ -52,7 +52,7 @@ def forward_profile(ref: str, image: Path, n: int, warmup: int = 5) -> dict:
     import torch
 
     from space import classifier
-    from space.images import decode_image
+    from space.image_uploads import decode_image
 
     clf = classifier.load_classifier(ref, "image")
     steps: dict[str, list[float]] = {"decode": [], "transform": [], "forward": [], "predict_images": []}

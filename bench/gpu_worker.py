@@ -21,12 +21,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from bench.synthetic_train import FixedBatchLoader  # noqa: E402
-from trainer.config import parse_config  # noqa: E402
 from trainer.data.images import DevicePreprocess, TensorImageDataset, batch_collate  # noqa: E402
 from trainer.data.loaders import Loaders  # noqa: E402
 from trainer.engine.loop import LoopContext, TrainState, train_one_epoch  # noqa: E402
 from trainer.engine.optim import build_optim  # noqa: E402
 from trainer.engine.run import make_accelerator  # noqa: E402
+from trainer.flags import parse_config  # noqa: E402
 from trainer.model import create_model, resolve_data_cfg  # noqa: E402
 
 

@@ -21,7 +21,7 @@ from space.handlers import (
     undertrained_warning,
     user_error,
 )
-from space.images import guard_upload, md_escape
+from space.image_uploads import guard_upload, md_escape
 from trainer.audio.decode import load_waveform
 from trainer.audio.frontend import LogMel, sliding_window_logits, spectrogram_image, window_starts
 from trainer.checkpoint.quality import checkpoint_verdict

@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from space.images import md_escape
+from space.image_uploads import md_escape
 from trainer.checkpoint.contract import MULTI_LABEL
 from trainer.checkpoint.read import load_model, open_checkpoint
 from trainer.data.images import eval_transform
 from trainer.errors import UserError
-from trainer.evaluation.calibration import calibrated_sigmoid, softmax
 from trainer.evaluation.ood import verdict
-from trainer.evaluation.tta import TTA
+from trainer.evaluation.probabilities import calibrated_sigmoid, softmax
+from trainer.evaluation.tta import TTA, with_plain_logits
 from trainer.hardware import usable_cores
 
 # ref → what was loaded. Both stay empty until the first request or page load asks (importing loads nothing).
@@ -97,22 +97,28 @@ class Classifier:
         return sorted(over, key=lambda label: -probs[label])
 
     def probabilities(self, batch, tta: str = "none") -> tuple[list[dict[str, float]], np.ndarray]:
-        """({label: calibrated probability} per row, raw logits) of an already preprocessed float batch (N, …); tta
-        'flip' or 'flip-crops' averages the logits over those views (trainer.evaluation.tta, as validate.py)."""
+        """({label: calibrated probability} per row, raw logits of the plain view) of an already preprocessed float
+        batch (N, …); tta 'flip' or 'flip-crops' averages the logits over those views for the probabilities
+        (trainer.evaluation.tta, as validate.py). The logits returned stay the plain view's whatever tta: they are
+        the out-of-distribution score's input, and its threshold was fitted on plain validation logits."""
         with torch.inference_mode():
-            logits = (TTA(self.model, tta) if tta != "none" else self.model)(batch).float().numpy()
-        probs = self.probs_of(logits)
-        return [dict(zip(self.labels, map(float, row), strict=True)) for row in probs], logits
+            plain = self.model(batch).float()
+            logits = plain if tta == "none" else with_plain_logits(
+                plain, TTA(self.model, tta, with_plain=False)(batch).float(), tta)  # no view runs twice
+        probs = self.probs_of(logits.numpy())
+        return [dict(zip(self.labels, map(float, row), strict=True)) for row in probs], plain.numpy()
 
     def predict_images(self, images: list, tta: str = "none") -> tuple[list[dict[str, float]], float, np.ndarray]:
-        """({label: prob} per RGB PIL image, milliseconds for preprocessing + one batched forward pass, logits)."""
+        """({label: prob} per RGB PIL image, milliseconds for preprocessing + one batched forward pass, the plain
+        view's logits)."""
         start = time.perf_counter()
         batch = torch.stack([self.transform(im) for im in images])
         out, logits = self.probabilities(batch, tta)
         return out, 1000 * (time.perf_counter() - start), logits
 
     def known(self, logits: np.ndarray) -> dict:
-        """The out-of-distribution verdict of one row of logits: its energy score, the checkpoint's threshold
+        """The out-of-distribution verdict of one row of plain-view logits (the mode the threshold was fitted in,
+        also when TTA gives the label): its energy score, the checkpoint's threshold
         (None for checkpoints older than schema 5) and whether the input looks like one of the known classes."""
         score, unknown = verdict(logits, self.config.get("ood"))
         threshold = (self.config.get("ood") or {}).get("threshold")

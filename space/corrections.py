@@ -10,7 +10,7 @@ from space import classifier
 from space.audio import AudioHandlers
 from space.flywheel import MB, Caps, Flywheel, Saved, audio_upload, check_label, client_id, image_upload, size_text
 from space.handlers import Handlers, as_gr_error
-from space.images import InputError, guard_upload, md_escape
+from space.image_uploads import InputError, guard_upload, md_escape
 from space.settings import Settings
 from trainer.checkpoint.contract import MULTI_LABEL
 from trainer.errors import UserError

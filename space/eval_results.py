@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from space.images import md_escape
+from space.image_uploads import md_escape
 from trainer.checkpoint.contract import MULTI_LABEL
 from trainer.errors import scrub_artifact
 from trainer.evaluation.plots import reliability_figure

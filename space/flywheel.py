@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from space.images import PIL_FORMATS, InputError, decode_image, upload_source
+from space.image_uploads import PIL_FORMATS, InputError, decode_image, upload_source
 from trainer.audio.decode import check_audio
 from trainer.data.folder_labels import ACCEPTED_DIR, CORRECTIONS_LOG, PENDING_DIR, label_to_folder
 from trainer.errors import UserError
@@ -88,7 +88,7 @@ def _read(payload, max_bytes: int) -> tuple[bytes, str]:
 
 
 def image_upload(payload, caps: Caps) -> Upload:
-    """An image upload checked to decode exactly as a prediction would (space/images.py); InputError if not."""
+    """An image upload checked to decode exactly as a prediction would (space/image_uploads.py); InputError if not."""
     from PIL import Image
 
     data, name = _read(payload, caps.file_bytes)

@@ -11,7 +11,7 @@ from functools import wraps
 import gradio as gr
 
 from space import classifier, eval_results
-from space.images import InputError, decode_image, guard_upload, md_escape
+from space.image_uploads import InputError, decode_image, guard_upload, md_escape
 from space.latency import Latency
 from space.settings import NO_AUDIO_MODEL, NO_IMAGE_MODEL, NO_MODEL_ON_SPACE, Settings
 from trainer.checkpoint.contract import MULTI_LABEL, SINGLE_LABEL
@@ -194,7 +194,7 @@ class Handlers:
         eval_line = eval_results.served_latency_line(clf.path)
         if eval_line:
             info += f"\n\nmeasured at evaluation: {md_escape(eval_line, 300)}"
-        known = clf.known(logits[0])
+        known = clf.known(logits[0])  # the plain view's logits, also with TTA: the threshold was fitted on those
         text = chosen_line(clf, probs) + ood_line(known) + info + "".join(f"\n- {n}" for n in notes) + ood_note(known)
         return label_view(clf, probs, top_k), text
 

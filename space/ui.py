@@ -18,6 +18,9 @@ IMAGE_CONCURRENCY = 2
 # The batch endpoint runs one batch at a time: requests that arrive meanwhile wait and form the next batch.
 MAX_BATCH = 16
 QUEUE_MAX = 64  # beyond this a client is told the queue is full instead of waiting minutes
+# UI plumbing (status lines on page load, gallery and table clicks, the whole metrics view): callable, so the page
+# works and tests can drive it, but left off the "Use via API" page, which lists what docs/app.md promises.
+UI_ONLY = {"api_visibility": "undocumented"}
 
 INTRO = ("Classify images (and audio clips) with a timm checkpoint fine-tuned by timm-space, and inspect how it "
          "did on held-out data. Probabilities are temperature-calibrated. API: see “Use via API” below.")
@@ -30,7 +33,7 @@ def _image_tab(demo: gr.Blocks, handlers: Handlers, corrections: Corrections) ->
     with gr.Row():
         with gr.Column():
             # type="filepath" + preprocess=False below: the handler receives the uploaded file untouched and
-            # decodes it itself (space/images.py). With type="pil" gradio decodes first, and a corrupt, huge or
+            # decodes it itself (space/image_uploads.py). With type="pil" gradio decodes first, and a corrupt, huge or
             # non-image upload fails inside gradio with a generic processing error instead of our message.
             image = gr.Image(type="filepath", image_mode=None, sources=["upload", "webcam", "clipboard"],
                              label="Image")
@@ -50,19 +53,19 @@ def _image_tab(demo: gr.Blocks, handlers: Handlers, corrections: Corrections) ->
             correction_box(demo, corrections, image, "image")
     examples = gr.Gallery(label="Examples from the evaluation split (click one to classify it)", columns=10,
                           height="auto", allow_preview=False)
-    demo.load(handlers.image_status, outputs=[status, examples, top_k, target], api_name="image_model")
+    demo.load(handlers.image_status, outputs=[status, examples, top_k, target], api_name="image_model", **UI_ONLY)
     gr.on([image.change, top_k.release, tta.change], handlers.predict_image, inputs=[image, top_k, tta],
           outputs=[label, info], api_name="predict_image", preprocess=False, concurrency_limit=IMAGE_CONCURRENCY,
           concurrency_id="predict_image")
     explain.click(handlers.explain_image, inputs=[image, target], outputs=[heatmap, explain_info],
                   api_name="explain_image", preprocess=False, concurrency_limit=IMAGE_CONCURRENCY,
                   concurrency_id="predict_image")
-    examples.select(handlers.pick_example, outputs=image, api_name="pick_example")
+    examples.select(handlers.pick_example, outputs=image, api_name="pick_example", **UI_ONLY)
 
 
 def _batch_api(handlers: Handlers) -> None:
-    """/predict_image_batch and /classify_image: API only (hidden components); gradio batches concurrent requests to
-    the first into one call."""
+    """/predict_image_batch and /classify_image: API only (hidden components); gradio hands the batch handler the
+    requests queued while the previous batch ran, up to MAX_BATCH, as one call."""
     with gr.Row(visible=False):
         image = gr.Image(type="filepath", image_mode=None, label="Image")
         top_k = gr.Number(value=DEFAULT_TOP_K, precision=0, label="Top k")
@@ -90,7 +93,7 @@ def _audio_tab(demo: gr.Blocks, audio: AudioHandlers, corrections: Corrections) 
             spectrogram = gr.Image(label="Log-mel spectrogram (what the model sees)", type="pil")
             info = gr.Markdown()
             correction_box(demo, corrections, clip, "audio")
-    demo.load(audio.status, outputs=status, api_name="audio_model")
+    demo.load(audio.status, outputs=status, api_name="audio_model", **UI_ONLY)
     clip.change(audio.predict_audio, inputs=clip, outputs=[label, spectrogram, info], api_name="predict_audio",
                 preprocess=False, concurrency_limit=IMAGE_CONCURRENCY, concurrency_id="predict_audio")
 
@@ -132,13 +135,16 @@ def _metrics_tab(demo: gr.Blocks, metrics: MetricsHandlers) -> None:
     outputs = [status, summary, headline, per_class, matrix, pairs, cell, cell_note, cell_samples, top_loss,
                explained, calibration, reliability, preflight, history]
     assert len(outputs) == VIEW_SIZE
-    gr.on([demo.load, which.change], metrics.metrics_view, inputs=which, outputs=outputs, api_name="metrics_view")
+    gr.on([demo.load, which.change], metrics.metrics_view, inputs=which, outputs=outputs, api_name="metrics_view",
+          **UI_ONLY)
     show_raw.click(metrics.metrics_json, inputs=which, outputs=raw, api_name="metrics")
     normalize.change(metrics.confusion_table, inputs=[which, normalize], outputs=matrix, api_name="confusion_matrix")
-    matrix.select(metrics.pick_cell, inputs=which, outputs=[cell, cell_samples, cell_note], api_name="pick_cell")
-    pairs.select(metrics.pick_pair, inputs=which, outputs=[cell, cell_samples, cell_note], api_name="pick_pair")
+    matrix.select(metrics.pick_cell, inputs=which, outputs=[cell, cell_samples, cell_note], api_name="pick_cell",
+                  **UI_ONLY)
+    pairs.select(metrics.pick_pair, inputs=which, outputs=[cell, cell_samples, cell_note], api_name="pick_pair",
+                 **UI_ONLY)
     cell.input(metrics.cell_gallery, inputs=[which, cell], outputs=cell_samples, api_name="confused_samples")
-    cell.input(metrics.cell_summary, inputs=[which, cell], outputs=cell_note, api_name="cell_summary")
+    cell.input(metrics.cell_summary, inputs=[which, cell], outputs=cell_note, api_name="cell_summary", **UI_ONLY)
 
 
 def build_demo(settings: Settings) -> gr.Blocks:

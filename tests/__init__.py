@@ -1,2 +1,2 @@
-"""The test suite (a regular package: an installed dependency, iterative-stratification, ships a top-level `tests`
-package of its own that would otherwise shadow this one)."""
+"""The test suite (a regular package, so that a top-level `tests` package some dependency might install can never
+shadow it; tests/test_dependencies.py checks that none does)."""

@@ -14,10 +14,13 @@ from tests.helpers.app import CONVERTED, REFUSED, launch, photo, write_converted
 from tests.helpers.cli import REPO, cli_env
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a test run
-ENDPOINTS = {"/predict_image", "/predict_image_batch", "/classify_image", "/predict_audio", "/metrics", "/metrics_view",
-             "/image_model", "/audio_model", "/confusion_matrix", "/confused_samples", "/pick_example",
-             "/pick_pair", "/correction_labels", "/save_correction", "/audio_correction_labels",
-             "/save_audio_correction", "/explain_image", "/pick_cell", "/cell_summary"}
+# the endpoints docs/app.md promises: the "Use via API" page lists these and only these
+DOCUMENTED = {"/predict_image", "/predict_image_batch", "/classify_image", "/explain_image", "/predict_audio",
+              "/metrics", "/confusion_matrix", "/confused_samples", "/correction_labels", "/save_correction",
+              "/audio_correction_labels", "/save_audio_correction"}
+# UI plumbing (page-load status lines, gallery and table clicks, the metrics tab's view): named, callable, not listed
+UI_ONLY = {"/image_model", "/audio_model", "/metrics_view", "/pick_example", "/pick_cell", "/pick_pair",
+           "/cell_summary"}
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +45,19 @@ def _probs(label: dict) -> dict[str, float]:
     return {c["label"]: c["confidence"] for c in label["confidences"]}
 
 
-def test_every_event_is_a_named_endpoint(app):
+def test_the_api_page_lists_exactly_the_documented_endpoints(app):
+    """view_api shows what docs/app.md promises; every other event is named too, hidden from the page, still
+    callable (the page itself calls them)."""
+    import httpx
+
     client, _ = app
     api = client.view_api(return_format="dict", print_info=False)
-    assert set(api["named_endpoints"]) == ENDPOINTS
-    assert not api["unnamed_endpoints"]
+    assert set(api["named_endpoints"]) == DOCUMENTED and not api["unnamed_endpoints"]
+    docs = (REPO / "docs" / "app.md").read_text()
+    assert all(f"`{name}`" in docs or f'"{name}"' in docs for name in DOCUMENTED)
+    everything = httpx.get(client.src_prefixed + "info?all_endpoints=true", timeout=30).json()
+    assert set(everything["named_endpoints"]) == DOCUMENTED | UI_ONLY and not everything["unnamed_endpoints"]
+    assert client.predict(api_name="/image_model")[0].startswith("✅")  # hidden, not private
 
 
 def test_predict_image_gives_calibrated_probabilities_over_the_checkpoint_labels(app, tmp_path):
@@ -159,6 +170,71 @@ def test_batch_endpoint_answers_each_request_and_isolates_a_bad_one(app, tmp_pat
         single, _ = client.predict(_upload(tmp_path / name), len(labels), api_name="/predict_image")
         assert _probs(label) == pytest.approx(_probs(single), abs=1e-5)  # batching changes nothing
     assert REFUSED["text.png"].split(": ", 1)[1] in results["bad.png"][1]
+
+
+def test_batch_endpoint_runs_concurrent_requests_in_fewer_forward_passes(app, smoke_run, tmp_path):
+    """Requests that arrive while a batch runs wait and go through the model together: 8 concurrent callers, fewer
+    than 8 forward passes, every request in exactly one of them."""
+    import time
+
+    from space import classifier
+
+    client, labels = app
+    n = 8
+    for i in range(n):
+        photo(seed=i).save(tmp_path / f"{i}.png")
+    clf = classifier.load_classifier(str(smoke_run), "image")  # the instance the in-process server uses
+    sizes = []
+
+    def slow_forward(_module, args, _output):
+        sizes.append(len(args[0]))
+        time.sleep(0.5)  # as under real load: a forward long enough for the other callers to queue behind it
+
+    hook = clf.model.register_forward_hook(slow_forward)
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            jobs = [pool.submit(client.predict, _upload(tmp_path / f"{i}.png"), 3, api_name="/predict_image_batch")
+                    for i in range(n)]
+            answers = [j.result() for j in jobs]
+    finally:
+        hook.remove()
+    assert all(message == "" and len(_probs(label)) == 3 for label, message in answers)
+    assert sum(sizes) == n and len(sizes) < n, sizes
+
+
+def test_with_tta_the_ood_verdict_scores_the_view_its_threshold_was_fitted_on(app, smoke_run, tmp_path, monkeypatch):
+    """The threshold is fitted on plain validation logits; with TTA on, the label comes from the averaged views but
+    the verdict from the plain view's score. A threshold between the plain and the flip-averaged scores tells
+    which one was used."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from space import classifier
+    from space.image_uploads import decode_image
+    from trainer.evaluation.ood import UNKNOWN, energy_score
+    from trainer.evaluation.tta import TTA
+
+    client, _labels = app
+    clf = classifier.load_classifier(str(smoke_run), "image")
+    half = np.zeros((32, 32, 3), np.uint8)
+    half[:, :16] = 255  # a mirror changes it a lot
+    scores = {}
+    for name, im in (("half.png", Image.fromarray(half)), *((f"{s}.png", photo(seed=s)) for s in range(3))):
+        im.save(tmp_path / name)
+        x = clf.transform(decode_image(str(tmp_path / name))[0])[None]
+        with torch.inference_mode():  # (plain, flip-averaged) energy
+            scores[name] = tuple(float(energy_score(m(x).numpy())[0]) for m in (clf.model, TTA(clf.model, "flip")))
+    name = max(scores, key=lambda n: abs(scores[n][0] - scores[n][1]))  # the upload whose two scores differ most
+    plain, flip = scores[name]
+    assert abs(plain - flip) > 1e-4  # far over float noise, so the threshold between them splits them
+    threshold = (plain + flip) / 2
+    monkeypatch.setattr(clf, "config", {**clf.config, "ood": {**clf.config["ood"], "threshold": threshold}})
+    _label, info = client.predict(_upload(tmp_path / name), 3, "flip", api_name="/predict_image")
+    assert (UNKNOWN in info) == (plain > threshold), (plain, flip, info)
+    assert f"out-of-distribution score {plain:.2f} (threshold {threshold:.2f})" in info
+    answer = client.predict(_upload(tmp_path / name), 3, api_name="/classify_image")
+    assert answer["known"] == (plain <= threshold)  # the same verdict as without TTA
 
 
 def test_metrics_come_from_the_checkpoint_eval_artifacts(app, smoke_run):

@@ -219,7 +219,7 @@ def test_samples_json_cannot_point_outside_the_checkpoint(smoke_run, tmp_path):
 
 
 def test_user_text_is_inert_markdown():
-    from space.images import md_escape
+    from space.image_uploads import md_escape
 
     name = "<img src=x onerror=alert(1)>[click](http://evil)\n**bold**.wav"
     out = md_escape(name)

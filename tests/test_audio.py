@@ -288,7 +288,7 @@ def test_noise_lands_at_the_drawn_snr():
 
 
 def test_audio_augmentation_flags_reach_the_config():
-    from trainer.config import parse_config
+    from trainer.flags import parse_config
 
     cfg = parse_config(["--speed", "0.1", "--reverb-prob", "0.5", "--reverb-rt60", "0.2", "0.4"]).audio
     assert (cfg.speed, cfg.reverb_prob, cfg.reverb_rt60) == (0.1, 0.5, [0.2, 0.4])

@@ -105,8 +105,23 @@ def test_streaming_resampler_equals_torchaudio_resample_of_the_whole_wave(orig):
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize(("orig", "length", "chunk"), [(44100, 5000, 1), (48000, 70, 7), (8000, 12345, 333),
+                                                    (22050, 3, 1), (44100, 0, 10)])
+def test_streaming_resampler_is_exact_for_any_chunking_and_short_waves(orig, length, chunk):
+    """Chunks shorter than the kernel's context, a wave shorter than one frame, an empty wave: the same samples
+    as torchaudio.functional.resample of the whole wave."""
+    import torchaudio
+
+    x = torch.from_numpy(np.random.default_rng(length).standard_normal(length).astype(np.float32))
+    resampler = decode.Resampler(orig, 16000)
+    out = torch.cat([*(resampler.feed(x[i: i + chunk]) for i in range(0, length, chunk)), resampler.finish()])
+    ref = torchaudio.functional.resample(x, orig, 16000) if length else torch.zeros(0)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+
+
 def test_a_rate_pair_past_the_kernel_budget_goes_through_soxr():
-    assert decode._kernel(44100, 16000) is not None and decode._kernel(44101, 16000) is None
+    assert decode._plan(44100, 16000) is not None and decode._plan(44101, 16000) is None
     x = torch.from_numpy(tone(1.0, 44101))
     out = decode.resample(x, 44101, 16000)
     assert out.numel() == 16000

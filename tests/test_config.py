@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from trainer.config import TrainConfig, build_parser, load_train_config, parse_config
+from trainer.config import TrainConfig
 from trainer.errors import UserError
+from trainer.flags import build_parser, load_train_config, parse_config, request_dict, resolved_dict, with_choices
 
 
 def test_flat_flags_fill_nested_sections():
@@ -68,3 +70,40 @@ def test_default_workers_share_the_cores_among_local_processes(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     assert default_workers() == 3  # 16 cores / 4 processes, one for the process itself
     assert parse_config([]).data.num_workers == 3 and parse_config(["--num-workers", "0"]).data.num_workers == 0
+
+
+def test_choices_make_a_new_config_and_the_request_stays_readable():
+    asked = parse_config(["--epochs", "3", "--lr", "auto"])
+    chosen = with_choices(with_choices(asked, {"lr": 0.01, "img_size": 64}), {"lr": 0.02, "max_steps": 7})
+    assert (asked.optim.lr, asked.model.img_size, asked.max_steps) == ("auto", None, None)  # never changed
+    assert (chosen.optim.lr, chosen.model.img_size, chosen.max_steps) == (0.02, 64, 7)
+    assert chosen.requested == {"lr": "auto", "img_size": None, "max_steps": None}  # the first value is the asked one
+    assert request_dict(chosen) == request_dict(asked)
+    resolved = resolved_dict(chosen)
+    assert resolved["optim"]["lr"] == 0.02 and resolved["max_steps"] == 7 and resolved["time_budget"] is None
+    assert "requested" not in resolved and set(resolved["explicit"]) >= {"lr", "img_size", "dataset", "seed"}
+    with pytest.raises(dataclasses.FrozenInstanceError):  # nothing mutates a config after parsing
+        chosen.optim.lr = 1.0
+
+
+def test_a_saved_request_reruns_with_its_choices_open_and_a_resolved_run_is_fixed(tmp_path):
+    from types import SimpleNamespace
+
+    from trainer.engine.defaults import choose
+
+    asked = parse_config(["--dataset", "x", "--batch-size", "32", "--no-pretrained"])
+    run = with_choices(asked, {"lr": 3e-3, "time_budget": 5.0, "max_steps": 90})
+    (tmp_path / "train_config.json").write_text(json.dumps(request_dict(run)))
+    (tmp_path / "resolved_config.json").write_text(json.dumps(resolved_dict(run)))
+    again = parse_config(["--config", str(tmp_path / "train_config.json"), "--seed", "1"])  # once refused: 'explicit'
+    assert sorted(again.explicit) == ["batch_size", "dataset", "pretrained", "seed"] and again.seed == 1
+    assert again.to_dict() == parse_config(["--dataset", "x", "--batch-size", "32", "--no-pretrained", "--seed",
+                                            "1"]).to_dict()
+    bundle = SimpleNamespace(modality="audio", train=None, input_column="audio")
+    assert choose(again, bundle, cuda=False).keys() >= {"time_budget", "lr"}  # chosen afresh, as the first time
+    fixed = parse_config(["--config", str(tmp_path / "resolved_config.json")])
+    assert (fixed.optim.lr, fixed.max_steps, fixed.time_budget, fixed.batch_size) == (3e-3, 90, None, 32)
+    assert choose(fixed, bundle, cuda=False) == {}  # every option fixed: nothing is chosen again
+    (tmp_path / "bad.json").write_text(json.dumps({"explicit": ["no_such_flag"]}))
+    with pytest.raises(UserError, match="'explicit' must list option names"):
+        parse_config(["--config", str(tmp_path / "bad.json")])

@@ -202,7 +202,7 @@ def test_preflight_near_duplicates_find_a_resized_copy_under_another_label(tmp_p
     import shutil
 
     from tests.helpers.cli import run_cli
-    from trainer.data.preflight import preflight
+    from trainer.data.audit import preflight
 
     root = tmp_path / "data"
     make_imagefolder(root / "train", {"cat": 6, "dog": 6}, size=48)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.config import parse_config
 from trainer.engine import defaults
+from trainer.flags import parse_config
 
 
 def _bundle(side: int, n: int = 20) -> SimpleNamespace:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.config import parse_config
 from trainer.engine.loop import Throughput
 from trainer.engine.optim import build_optim
 from trainer.engine.run import resolve_precision
+from trainer.flags import parse_config
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from tests.helpers.cli import SMOKE, run_cli
-from trainer.config import AugmentConfig, TrainConfig, parse_config
+from trainer.config import AugmentConfig, TrainConfig
 from trainer.errors import UserError
+from trainer.flags import parse_config
 
 
 def _tiny_model():

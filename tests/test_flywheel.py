@@ -158,7 +158,7 @@ def test_settings_flywheel_is_opt_in_even_on_a_space(tmp_path):
 
 def test_store_caps_duplicates_and_the_label_folder_codec(tmp_path):
     from space.flywheel import Caps, Flywheel, image_upload
-    from space.images import InputError
+    from space.image_uploads import InputError
     from trainer.data.folder_labels import folder_to_label, label_to_folder
     from trainer.errors import UserError
 
@@ -244,7 +244,7 @@ def test_hourly_quota_per_client_and_who_the_client_is(tmp_path):
     from types import SimpleNamespace
 
     from space.flywheel import Caps, Flywheel, client_id, image_upload
-    from space.images import InputError
+    from space.image_uploads import InputError
 
     flywheel = Flywheel(tmp_path / "fw", Caps(per_client_hour=2))
     uploads = []
@@ -270,7 +270,7 @@ import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from space.flywheel import Caps, Flywheel, Upload
-from space.images import InputError
+from space.image_uploads import InputError
 flywheel, stored = Flywheel(Path(sys.argv[2]), Caps(files=10)), 0
 for i in range(6):
     try:

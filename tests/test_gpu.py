@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.config import parse_config
 from trainer.engine.run import make_accelerator
+from trainer.flags import parse_config
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

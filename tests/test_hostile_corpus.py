@@ -105,8 +105,8 @@ ARGPARSE = [  # (flags, what argparse says): exit code 2, and a token-shaped val
 
 @pytest.mark.parametrize("flags, message", CLI)
 def test_cli_corpus_refuses_with_a_message(flags, message):
-    from trainer.config import parse_config
     from trainer.errors import UserError
+    from trainer.flags import parse_config
 
     with pytest.raises(UserError) as err:
         parse_config(flags)
@@ -115,7 +115,7 @@ def test_cli_corpus_refuses_with_a_message(flags, message):
 
 @pytest.mark.parametrize("flags, message", ARGPARSE)
 def test_cli_corpus_argparse_errors_never_echo_values(flags, message, capsys):
-    from trainer.config import parse_config
+    from trainer.flags import parse_config
 
     with pytest.raises(SystemExit) as exit_info:
         parse_config(flags)
@@ -171,3 +171,60 @@ def test_the_corpus_has_at_least_80_cases(tmp_path, smoke_run):
     config_cases = len(configs.pytestmark[0].args[1])  # the config.json cases, parametrized there
     total = server + len(CLI) + len(ARGPARSE) + len(DATASETS) + config_cases
     assert total >= 80, total
+
+
+def _grey_png(path, w: int, h: int):
+    """A flat grey PNG of w × h: a few tens of KiB on disk, w·h pixels once decoded."""
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.full((h, w), 128, np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.timing
+def test_a_strip_costs_no_more_than_an_ordinary_image_of_its_pixels(served, tmp_path):
+    """8 × 8,000,000 and 8,000,000 × 8 px strips (64 MP, the pixel cap; ~60 KiB each) once asked timm's resize for
+    ~21 GiB: now cut to 20:1 around their centre, each costs at most what a 8,000 × 8,000 image does (the same
+    pixels; CPU time of the serving process, on this machine), grows peak RSS < 512 MiB, and says what it did."""
+    import resource
+
+    client, url, _ = served
+    photo().save(tmp_path / "good.png")
+
+    def cost(path, api: str) -> tuple[float, float, object]:
+        base, before = reset_peak(), resource.getrusage(resource.RUSAGE_SELF)
+        answer = client.predict(_upload(path), 3, api_name=api)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return cpu, (kib("VmHWM") - base) / 1024, answer
+
+    square = _grey_png(tmp_path / "square.png", 8000, 8000)
+    for api in ("/predict_image", "/classify_image"):
+        cost(square, api)  # warm: the first request of an endpoint pays for more than its image
+        normal_cpu = min(cost(square, api)[0] for _ in range(2))
+        for w, h in ((8, 8_000_000), (8_000_000, 8)):
+            cpu, mib, answer = cost(_grey_png(tmp_path / f"strip_{w}x{h}.png", w, h), api)
+            assert mib < MIB_LIMIT and cpu <= 2 * normal_cpu, (api, w, h, cpu, normal_cpu, mib)
+            if api == "/predict_image":
+                assert answer[0]["label"] and f"a {w}×{h} strip (over 20:1): classified its centre" in answer[1]
+            else:
+                assert answer["labels"] and answer["verdict"]
+            assert client.predict(_upload(tmp_path / "good.png"), 3, api_name="/predict_image")[0]["label"]
+
+
+def test_the_aspect_bound_cuts_strips_to_their_centre_and_leaves_photos_alone():
+    import numpy as np
+    from PIL import Image
+
+    from trainer.data.images import MAX_ASPECT, bound_aspect, to_rgb
+
+    photo_ = Image.new("RGB", (MAX_ASPECT * 10, 10))
+    assert bound_aspect(photo_) is photo_ and to_rgb(photo_) is photo_  # within the ratio: the very same pixels
+    strip = Image.fromarray(np.arange(10 * 1000, dtype=np.uint16).reshape(1000, 10).astype(np.float32) // 10)
+    cut = bound_aspect(strip)
+    assert cut.size == (10, 10 * MAX_ASPECT)
+    rows = np.asarray(cut)[:, 0]
+    assert rows[0] == 400 and rows[-1] == 599  # the middle 200 of the 1,000 rows
+    assert to_rgb(Image.new("L", (5000, 10))).size == (10 * MAX_ASPECT, 10)

@@ -80,6 +80,7 @@ def test_train_push_pull_round_trip(hub, tmp_path, smoke_run):
     files = hub.files(repo)
     assert not [f for f in files if f.startswith("state/")] and (out / "state").is_dir()
     for name in ("config.json", "model.safetensors", "README.md", "manifest.json", "train_config.json",
+                 "resolved_config.json",
                  "eval/metrics.json", "eval/confusion_matrix.png", "eval/predictions.parquet"):
         assert name in files, name
 

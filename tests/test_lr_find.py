@@ -54,10 +54,12 @@ def test_the_suggested_lr_beats_100x_below_and_above(tmp_path):
     short = [a for a in base if a not in ("--max-steps", "4")] + ["--max-steps", "24", "--epochs", "6",
                                                                   "--warmup-epochs", "0", "--max-eval-samples", "32"]
     losses = {}
-    # --lr auto: the same range test, then training at its suggestion, recorded in train_config.json
+    # --lr auto: the same range test, then training at its suggestion, recorded in resolved_config.json (the request,
+    # train_config.json, keeps "auto": re-running it tests again)
     run_cli("trainer/train.py", *short, "--lr", "auto", "--lr-find-iters", "60", "--output-dir",
             str(tmp_path / "suggested"))
-    assert json.loads((tmp_path / "suggested" / "train_config.json").read_text())["optim"]["lr"] == lr
+    assert json.loads((tmp_path / "suggested" / "resolved_config.json").read_text())["optim"]["lr"] == lr
+    assert json.loads((tmp_path / "suggested" / "train_config.json").read_text())["optim"]["lr"] == "auto"
     losses["suggested"] = _final_loss(tmp_path / "suggested")
     for name, value in (("below", lr / 100), ("above", lr * 100)):
         run_cli("trainer/train.py", *short, "--lr", repr(value), "--output-dir", str(tmp_path / name))

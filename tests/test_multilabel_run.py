@@ -68,7 +68,7 @@ def test_checkpoint_loads_with_plain_timm_and_its_metrics_match_sklearn(ml_run):
     assert config["task"] == "multi_label" and "temperature" not in config
     assert len(config["thresholds"]) == 4 and all(0 < t < 1 for t in config["thresholds"])
     assert config["calibration"]["method"] == "platt" and config["ood"]["score"] == "joint_energy"
-    assert json.loads((ml_run / "manifest.json").read_text())["schema_version"] == 7
+    assert json.loads((ml_run / "manifest.json").read_text())["schema_version"] == 8
     table = pq.read_table(ml_run / "eval" / "predictions.parquet").to_pandas()
     test = table[table["split"] == "test"]
     y, pred, probs = (np.stack(test[k].to_numpy()) for k in ("label", "pred", "probs"))
@@ -182,8 +182,8 @@ def test_audio_multi_label_folds_and_validate(tmp_path):
     assert config["label_names"] == ["high", "low", "mid"] and len(config["thresholds"]) == 3
     summary = json.loads((out / "folds" / "summary.json").read_text())
     assert summary["folds"] == 2 and summary["metric"] == "map" and len(summary["summary"]["val"]["map"]["values"]) == 2
-    run_cli("trainer/validate.py", "--checkpoint", str(out), "--dataset", str(tmp_path / "chords"), "--split", "test",
-            "--output-dir", str(tmp_path / "val"))
+    # no --dataset: validate.py scores the checkpoint's own dataset (its train_config.json), columns and label lists
+    run_cli("trainer/validate.py", "--checkpoint", str(out), "--split", "test", "--output-dir", str(tmp_path / "val"))
     again = json.loads((tmp_path / "val" / "metrics.json").read_text())
     written = json.loads((out / "eval" / "metrics.json").read_text())["test"]
     for key in ("map", "f1_micro", "hamming_loss"):

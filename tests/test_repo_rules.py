@@ -93,7 +93,7 @@ def test_import_contracts_hold():
 
 def test_space_sources_are_closed_under_imports():
     """Every project module the shipped Space code imports (anywhere in a file) is shipped too."""
-    from trainer.hub.space import app_files
+    from trainer.hub.space_repo import app_files
 
     shipped = set(app_files())
     missing = set()
@@ -131,3 +131,58 @@ def test_importing_every_module_loads_no_model_or_data():
             "print('ok')\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def documented_modules(block: str) -> set[str]:
+    """The module paths a layout block names: `name.py` entries under their folder lines (`data/`), including
+    several on one folder line and its continuation lines (`builtin/  a.py, b.py`)."""
+    names, stack, last_dir = set(), [], None
+    for line in block.splitlines():
+        indent = len(line) - len(line.lstrip())
+        tokens = line.split()
+        if not tokens:
+            continue
+        if indent >= 24:  # a continuation of the entry above: its .py names belong to that entry's folder
+            names |= {f"{last_dir}/{t.strip(',()')}" for t in tokens if last_dir and t.strip(",()").endswith(".py")}
+            continue
+        level = indent // 2
+        stack = stack[:level]
+        head = tokens[0]
+        if head.endswith("/"):
+            stack.append(head.rstrip("/"))
+            last_dir = "/".join(stack)
+            names |= {f"{last_dir}/{t.strip(',()')}" for t in tokens[1:] if t.strip(",()").endswith(".py")}
+        elif head.endswith(".py"):
+            names.add("/".join([*stack, head]))
+            last_dir = None
+    return names
+
+
+def test_the_architecture_map_names_every_module():
+    """docs/architecture.md's layout names every module of trainer/ and space/ (the map stays the territory)."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    documented = documented_modules(block)
+    modules = {str(p.relative_to(REPO)) for root in ("trainer", "space") for p in (REPO / root).rglob("*.py")
+               if p.name != "__init__.py" and "metrics" not in p.parts}  # the evaluate modules: one line, by folder
+    assert not modules - documented, sorted(modules - documented)
+    gone = {m for m in documented if m.startswith(("trainer/", "space/")) and not (REPO / m).exists()}
+    assert not gone, f"the map names modules that are gone: {sorted(gone)}"
+
+
+def test_the_map_reader_reads_nested_folders_and_continuations():
+    block = "trainer/\n  a.py  x\n  data/\n    b.py  y\n    builtin/  c.py (z),\n                          d.py\n"
+    assert documented_modules(block) == {"trainer/a.py", "trainer/data/b.py", "trainer/data/builtin/c.py",
+                                         "trainer/data/builtin/d.py"}
+
+
+def test_one_name_per_module():
+    """No two modules of trainer/ and space/ share a file name, and none is named like a top-level package: a
+    file name says its room (the evaluate metric modules keep their folder's name, which evaluate.load needs)."""
+    from collections import Counter
+
+    names = Counter(p.stem for root in ("trainer", "space") for p in (REPO / root).rglob("*.py")
+                    if p.stem not in ("__init__", "__main__") and "metrics" not in p.parts)
+    twins = {name: n for name, n in names.items() if n > 1}
+    assert not twins, twins
+    assert not {"trainer", "space"} & set(names), "a module named like a top-level package"

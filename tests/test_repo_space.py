@@ -23,7 +23,7 @@ def pins() -> dict[str, str]:
 def test_readme_front_matter_is_a_space_config_at_our_pins():
     from huggingface_hub import SpaceCard
 
-    from trainer.hub.space import PYTHON_VERSION
+    from trainer.hub.space_repo import PYTHON_VERSION
 
     card = SpaceCard.load(REPO / "README.md")
     data = card.data.to_dict()
@@ -35,7 +35,7 @@ def test_readme_front_matter_is_a_space_config_at_our_pins():
 
 
 def test_root_packages_txt_matches_what_create_space_ships():
-    from trainer.hub.space import space_files
+    from trainer.hub.space_repo import space_files
 
     shipped = space_files("org/demo", "org/model", "0" * 40)["packages.txt"].decode().split()
     assert (REPO / "packages.txt").read_text().split() == shipped == ["ffmpeg"]

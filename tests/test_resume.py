@@ -86,6 +86,18 @@ def _step_lines(stdout: str) -> dict[int, str]:
             if line.startswith("step ")}
 
 
+def kill_after_state(args: list[str], out, state: str) -> None:
+    """Run the training CLI into `out` and kill -9 it right after it says it saved `state` (e.g. step_15)."""
+    proc = subprocess.Popen([sys.executable, *args, "--output-dir", str(out)], cwd=REPO, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        if line.startswith("saved state") and state in line:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+
 def test_step_checkpoint_resume_after_sigkill_lands_on_the_step_and_the_same_next_batch(tmp_path):
     """--checkpointing-steps 5, kill -9 right after step 15's state (5 batches into epoch 2): --resume auto starts
     at step 16 with the batch the uninterrupted run trained on there, and ends with bit-identical weights."""
@@ -93,14 +105,7 @@ def test_step_checkpoint_resume_after_sigkill_lands_on_the_step_and_the_same_nex
 
     straight = run_cli(*STEP_ARGS, "--output-dir", str(tmp_path / "straight"))
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, *STEP_ARGS, "--output-dir", str(killed)], cwd=REPO, env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in proc.stdout:
-        if line.startswith("saved state") and "step_15" in line:
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_state(STEP_ARGS, killed, "step_15")
     assert sorted(p.name for p in (killed / "state").iterdir() if p.is_dir()) == ["step_15"]  # older ones removed
     resumed = run_cli(*STEP_ARGS, "--output-dir", str(killed), "--resume", "auto")
     assert "state/step_15 (epoch 1 done, step 15, 5 batches into epoch 2)" in resumed.stdout
@@ -117,3 +122,26 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return bool(torch.equal(a, b))
+
+
+STREAM_ARGS = ["trainer/train.py", "--dataset", "fashion-mnist", "--streaming", "--shuffle-buffer", "64",
+               "--model", "test_resnet", "--no-pretrained", "--img-size", "28", "--crop-pct", "1.0", "--epochs", "2",
+               "--batch-size", "32", "--max-train-samples", "320", "--max-eval-samples", "64", "--log-interval", "1",
+               "--num-workers", "0", "--checkpointing-steps", "5"]
+
+
+def test_streamed_run_resumes_from_a_step_checkpoint_after_sigkill(tmp_path):
+    """--streaming with --checkpointing-steps 5 (10 batches per epoch), kill -9 right after step 15's state:
+    --resume auto reads the stream past the 5 batches of epoch 2 already trained on, logs steps 16-20 only and
+    finishes both epochs."""
+    out = tmp_path / "run"
+    kill_after_state(STREAM_ARGS, out, "step_15")
+    assert not (out / "manifest.json").exists()
+    assert sorted(p.name for p in (out / "state").iterdir() if p.is_dir()) == ["step_15"]
+    resumed = run_cli(*STREAM_ARGS, "--output-dir", str(out), "--resume", "auto")
+    assert "state/step_15 (epoch 1 done, step 15, 5 batches into epoch 2)" in resumed.stdout
+    assert sorted(_step_lines(resumed.stdout)) == [16, 17, 18, 19, 20]  # the skipped batches are not trained again
+    history = json.loads((out / "eval" / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]  # epoch 1 from the killed process's state
+    assert json.loads((out / "manifest.json").read_text())["dataset"]["streaming"] is True
+    assert "checkpoint written to" in resumed.stdout and (out / "model.safetensors").is_file()

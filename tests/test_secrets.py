@@ -31,8 +31,8 @@ def _write_everything(argv: list[str], out: Path) -> str:
     a log line and an error message that quote the token. Returns the captured stream text."""
     from trainer.checkpoint.card import write_card
     from trainer.checkpoint.write import manifest, write_json
-    from trainer.config import parse_config
     from trainer.errors import ScrubbedStream, explain
+    from trainer.flags import parse_config
     from trainer.train import _flat_hparams
 
     cfg = parse_config(argv)
@@ -85,7 +85,7 @@ def test_a_token_from_any_source_reaches_no_file_and_no_stream(token, source):
 @settings(derandomize=True, max_examples=20, deadline=None)
 @given(token=st.one_of(HF_SHAPED, OTHER), spelling=st.sampled_from(ABBREVIATED))
 def test_an_abbreviated_token_flag_is_refused_without_echoing_it(token, spelling):
-    from trainer.config import build_parser
+    from trainer.flags import build_parser
 
     argv = [spelling + token] if spelling.endswith("=") else [spelling, token]
     err = io.StringIO()

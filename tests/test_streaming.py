@@ -12,9 +12,10 @@ from PIL import Image
 
 from tests.helpers.cli import SMOKE, run_cli
 from tests.helpers.data import make_imagefolder
-from trainer.config import TrainConfig, parse_config
+from trainer.config import TrainConfig
 from trainer.data.streaming import StreamingImages, StreamLoader, build_stream_data, stream_steps
 from trainer.errors import UserError
+from trainer.flags import parse_config
 
 
 def _saved(tmp_path, n: int = 60, splits=("train",)) -> str:
@@ -94,6 +95,21 @@ def test_short_batches_of_every_worker_are_joined_not_dropped():
     batches = list(loader)
     assert [len(y) for _, y, _ in batches] == [4, 4, 4]
     assert sorted(int(v) for _, y, _ in batches for v in y) == list(range(12)) and ds.epochs == []
+
+
+def test_a_resumed_stream_loader_skips_to_the_batch_the_uninterrupted_epoch_had_next(tmp_path):
+    """--resume from a step checkpoint: the epoch's stream (same seed and epoch) is read again and the batches
+    already trained on are dropped, so the rest are the uninterrupted epoch's, not a reshuffle."""
+    bundle = build_stream_data(_cfg(_saved(tmp_path, splits=("train", "validation"))))
+    to_uint8 = lambda im: torch.from_numpy(np.array(im).transpose(2, 0, 1))  # noqa: E731
+    ds = StreamingImages(bundle.train, "image", "label", to_uint8, 0, 1, 0, 8)
+    loader = StreamLoader(torch.utils.data.DataLoader(ds, batch_size=4), ds, 10, "cpu")
+    loader.set_epoch(1)
+    full = [x[:, 0, 0, 0].tolist() for x, _, _ in loader]
+    resumed = loader.skip_first_batches(3)
+    resumed.set_epoch(1)
+    assert len(resumed) == 7 and [x[:, 0, 0, 0].tolist() for x, _, _ in resumed] == full[3:]
+    assert len(loader) == 10 and len(list(loader)) == 10  # the original still yields whole epochs
 
 
 def test_steps_need_a_size_or_max_steps():

@@ -48,11 +48,18 @@ def test_a_half_minute_budget_ends_on_time_with_the_schedule_stretched(budget_ru
     plan = budget["plan"]
     history = json.loads((tmp_path / "eval" / "history.json").read_text())
     assert history[-1]["step"] == plan["total_steps"] > 32  # the planned steps, several 32-step epochs of them
-    config = json.loads((tmp_path / "train_config.json").read_text())
-    assert config["max_steps"] == plan["total_steps"] and "time_budget" in config["explicit"]
+    # train_config.json is the request as asked; resolved_config.json the run as trained: the plan's steps, the LR the
+    # range test chose, no deadline (re-running it repeats the run); manifest.json `chosen` pairs them
+    asked = json.loads((tmp_path / "train_config.json").read_text())
+    config = json.loads((tmp_path / "resolved_config.json").read_text())
+    assert asked["max_steps"] is None and asked["optim"]["lr"] == 1e-3 and "time_budget" in asked["explicit"]
+    assert config["max_steps"] == plan["total_steps"] and config["time_budget"] is None
+    assert manifest["chosen"]["max_steps"] == {"requested": None, "value": plan["total_steps"]}
+    assert manifest["config"] == config
     assert "time budget:" in proc.stdout and "ended" in proc.stdout
     # no --lr and no run length on a CPU: the trainer chose the LR with the range test, and said so
     assert "chose --lr auto" in proc.stdout and config["optim"]["lr"] != "auto"
+    assert manifest["chosen"]["lr"] == {"requested": 1e-3, "value": config["optim"]["lr"]}
     assert (tmp_path / "lr_find" / "lr_find.json").is_file()
     # the per-phase table: every phase measured, the ones after the first plan planned too; no stop before a plan
     phases = budget["phases"]

@@ -19,14 +19,15 @@ def test_checkpoint_files(smoke_run):
     for name in ("config.json", "model.safetensors", "train_config.json", "manifest.json", "eval/metrics.json",
                  "eval/per_class.json", "eval/confusion_matrix.json", "eval/predictions.parquet",
                  "eval/samples.json", "eval/history.json", "eval/reliability.json", "eval/confusion_matrix.png",
-                 "eval/reliability.png", "eval/preflight.json", "README.md"):
+                 "eval/reliability.png", "eval/preflight.json", "README.md", "resolved_config.json"):
         assert (smoke_run / name).is_file(), name
     card = (smoke_run / "README.md").read_text()
     assert "library_name: timm" in card and "model-index:" in card and f"local-dir:{smoke_run}" in card
     assert ".staging" not in card and "Fashion-MNIST by Zalando Research (MIT license)" in card
     assert not list(smoke_run.glob("*.bin")) and not list(smoke_run.glob("*.pth"))  # never a pickle
     manifest = json.loads((smoke_run / "manifest.json").read_text())
-    assert manifest["schema_version"] == 7  # 7: budget table, probe row; 6: task; 5: ood; 4: ONNX; 3: preflight
+    # 8: request + resolved configs; 7: budget table, probe row; 6: task; 5: ood; 4: ONNX; 3: preflight
+    assert manifest["schema_version"] == 8
     config = json.loads((smoke_run / "config.json").read_text())
     assert config["task"] == "single_label" and "thresholds" not in config
     ood = config["ood"]
@@ -91,10 +92,21 @@ def test_plain_timm_loads_checkpoint_and_reproduces_logits(smoke_run):
 
 
 def test_train_config_saved_and_reloadable(smoke_run):
-    from trainer.config import load_train_config
+    from trainer.flags import load_train_config
 
     cfg = load_train_config(smoke_run / "train_config.json")
     assert cfg.model.model == "test_resnet" and cfg.max_steps == 4 and cfg.model.pretrained is False
+
+
+def test_config_of_a_run_reruns_it_exactly(smoke_run, tmp_path):
+    """`--config <run>/train_config.json` re-runs the request (the same seed and data: the same model, to the
+    float); its resolved_config.json matches the first run's."""
+    out = tmp_path / "again"
+    run_cli("trainer/train.py", "--config", str(smoke_run / "train_config.json"), "--output-dir", str(out))
+    first, again = (json.loads((d / "resolved_config.json").read_text()) for d in (smoke_run, out))
+    assert {**first, "output_dir": None} == {**again, "output_dir": None}
+    m1, m2 = (json.loads((d / "eval" / "metrics.json").read_text())["test"] for d in (smoke_run, out))
+    assert m1["accuracy"] == m2["accuracy"] and m1["loss"] == pytest.approx(m2["loss"], abs=1e-6)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -222,7 +234,7 @@ def test_a_file_changed_behind_the_manifest_is_refused(smoke_run, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(smoke_run, out, ignore=shutil.ignore_patterns("state", "logs"))
     assert set(json.loads((out / "manifest.json").read_text())["files"]) == {
-        "config.json", "model.safetensors", "train_config.json", "eval"}
+        "config.json", "model.safetensors", "train_config.json", "resolved_config.json", "eval"}
     cfg = json.loads((out / "config.json").read_text())
     cfg["label_names"][0] = "edited"
     (out / "config.json").write_text(json.dumps(cfg))

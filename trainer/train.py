@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from trainer.config import MULTI_LABEL, SINGLE_LABEL, TrainConfig, parse_config
-from trainer.errors import exit_on_user_error, scrub_artifact
+from trainer.config import MULTI_LABEL, SINGLE_LABEL, TrainConfig
+from trainer.engine.trackers import flat_hparams as _flat_hparams  # noqa: F401 - the name tests/test_secrets.py checks
+from trainer.errors import exit_on_user_error
+from trainer.flags import parse_config
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> dict:
     budget = Budget(None, start=start)  # the command's clock; the seconds once --time-budget is known
     with budget.phase("data"):
         bundle = load_data(cfg, accelerator)
+    cfg = fit_task(cfg, bundle, accelerator.print)
     if not cfg.data.streaming and accelerator.is_main_process:
         with budget.phase("preflight"):
             bundle.preflight = quick_preflight(bundle, accelerator.print)
@@ -37,9 +40,11 @@ def main(argv: list[str] | None = None) -> dict:
         from trainer.engine.defaults import apply_defaults
 
         with budget.phase("data"):
-            apply_defaults(cfg, bundle, accelerator, budget)
-    if cfg.log_with:
-        accelerator.init_trackers("train", config=_flat_hparams(cfg))
+            cfg = apply_defaults(cfg, bundle, accelerator, budget)
+    if cfg.log_with and not cfg.folds:  # a --folds run starts one tracker run per fold (trainer/engine/folds.py)
+        from trainer.engine.trackers import start_run
+
+        start_run(accelerator, cfg)
     if cfg.overwrite_output_dir and not cfg.resume and accelerator.is_main_process:
         clear_previous(out)
     if cfg.lr_find:  # the LR range test's curve alone (trainer/engine/lr_find.py)
@@ -56,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     if budget.seconds is not None:  # planned vs measured, per phase (manifest.json has it up to its own writing)
         for line in budget.table():
             accelerator.print(line, flush=True)
+    accelerator.end_training()  # once, at the end: each tracker run was finished with its training run
     return result
 
 
@@ -87,7 +93,6 @@ def load_data(cfg: TrainConfig, accelerator):
             bundle = build_data(cfg.data, cfg.seed)
             if bundle.task == SINGLE_LABEL:  # multi-label encoding checks its classes itself
                 check_classes(bundle.train, bundle.label_column, bundle.label_names)
-    fit_task(cfg, bundle, accelerator.print)
     if cfg.tta != "none" and bundle.modality == "audio":
         from trainer.errors import UserError
         from trainer.evaluation.tta import AUDIO_REFUSAL
@@ -96,27 +101,29 @@ def load_data(cfg: TrainConfig, accelerator):
     return bundle
 
 
-def fit_task(cfg: TrainConfig, bundle, say) -> None:
-    """Options that depend on the task: --metric map needs multi-label data, and a multi-label run keeps the best
+def fit_task(cfg: TrainConfig, bundle, say) -> TrainConfig:
+    """The config fitted to the task: --metric map needs multi-label data, and a multi-label run keeps the best
     epoch by mAP unless --metric was given."""
     from trainer.errors import UserError
+    from trainer.flags import with_choices
 
     if bundle.task == MULTI_LABEL:
         say(f"multi-label data: {len(bundle.label_names)} classes, one sigmoid each (BCE); thresholds are tuned "
             "on validation", flush=True)
         if "metric" not in cfg.explicit:
-            cfg.metric = "map"
             say("chose --metric map: multi-label data (mean average precision over the classes)", flush=True)
+            return with_choices(cfg, {"metric": "map"})
     elif cfg.metric == "map":
         raise UserError(f"--metric map is for multi-label data; the label column {bundle.label_column!r} holds one "
                         "class per row. Use accuracy, f1_macro or loss, or --multi-label for lists of classes.")
+    return cfg
 
 
 def quick_preflight(bundle, say) -> dict:
     """The quick data preflight (counts, sizes, exact duplicates, leakage), printed; eval/preflight.json keeps it."""
     import time
 
-    from trainer.data.preflight import preflight, summary_lines
+    from trainer.data.audit import preflight, summary_lines
 
     start = time.perf_counter()
     report = preflight(bundle)
@@ -127,15 +134,6 @@ def quick_preflight(bundle, say) -> dict:
     for line in lines:
         say(f"  {line}", flush=True)
     return report
-
-
-def _flat_hparams(cfg: TrainConfig) -> dict:
-    """Scalar hyper-parameters for trackers (secret fields removed by to_dict, token values scrubbed)."""
-    flat = {}
-    for key, value in cfg.to_dict().items():
-        for k, v in (value.items() if isinstance(value, dict) else [(key, value)]):
-            flat[k] = v if isinstance(v, (int, float, str, bool)) else str(v)
-    return scrub_artifact(flat)  # a token pasted into another field is scrubbed by value too
 
 
 def cli() -> None:

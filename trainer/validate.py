@@ -12,32 +12,61 @@ from pathlib import Path
 
 from trainer.errors import CLIParser, UserError, exit_on_user_error
 
+# train.py's data flags that apply to an evaluation (trainer/flags.py generates them); the ones in TRAINED default to
+# the checkpoint's own request (train_config.json), so `validate.py --checkpoint DIR` scores the data it was trained on
+DATA_FLAGS = ("dataset", "dataset_config", "dataset_revision", "image_column", "audio_column", "label_column",
+              "label_sep", "group_column", "max_eval_samples", "drop_unlabeled")
+TRAINED = ("dataset", "dataset_config", "dataset_revision", "image_column", "audio_column", "label_column",
+           "label_sep")
+
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    """Flags: checkpoint, dataset (as in train.py), split, output dir."""
+    """Flags: checkpoint, the data flags of train.py, split, output dir."""
+    from trainer.flags import add_section_flags
+
     p = CLIParser(prog="trainer/validate.py", description=__doc__)
     p.add_argument("--checkpoint", required=True, help="checkpoint dir (or local-dir:/hf-hub: model id)")
-    p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--dataset-config")
     p.add_argument("--split", default="test")
-    p.add_argument("--image-column")
-    p.add_argument("--audio-column")
-    p.add_argument("--label-column")
-    p.add_argument("--max-eval-samples", type=int)
-    p.add_argument("--group-column", help="also report metrics per value of this column (groups.json)")
+    add_section_flags(p, "data", DATA_FLAGS)  # unset: the checkpoint's own dataset and columns (TRAINED)
     p.add_argument("--tta", default="none", choices=["none", "flip", "flip-crops"],
                    help="also report test-time augmentation (images): logits averaged over mirrored (and zoomed) "
                    "views; the plain numbers stay as they are")
-    p.add_argument("--label-sep", default=",", help="multi-label checkpoints: the separator of class names in a "
-                   "string label column")
-    p.add_argument("--drop-unlabeled", action="store_true", help="drop rows without a label (None or -1) instead "
-                   "of refusing the split")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--backend", default="torch", choices=["torch", "onnx"],
                    help="run the timm model (torch) or CHECKPOINT/model.onnx with ONNX Runtime on the CPU (onnx; "
                    "write it with trainer/export.py)")
     p.add_argument("--output-dir", required=True, help="where metrics.json and predictions.parquet go")
     return p.parse_args(argv)
+
+
+def trained_request(ref: str) -> dict:
+    """The checkpoint's train_config.json `data` section ({} when it has none: plain timm checkpoints)."""
+    from trainer.checkpoint.contract import TRAIN_CONFIG
+
+    if ref.startswith("hf-hub:"):
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError
+
+        from trainer.checkpoint.read import parse_ref
+
+        repo = parse_ref(ref)
+        try:
+            path = Path(hf_hub_download(repo.repo_id, TRAIN_CONFIG, revision=repo.revision))
+        except (OSError, ValueError, HfHubHTTPError):  # a plain timm repo has none: the flags (or defaults) decide
+            return {}
+    else:
+        path = Path(ref.removeprefix("local-dir:")) / TRAIN_CONFIG
+    try:
+        data = json.loads(path.read_text()).get("data", {}) if path.is_file() else {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def data_options(args: argparse.Namespace, trained: dict) -> dict:
+    """DataConfig keyword arguments: the flags given, else the checkpoint's own (TRAINED), else DataConfig's."""
+    given = {name: getattr(args, name) for name in DATA_FLAGS if hasattr(args, name)}
+    return {**{k: trained[k] for k in TRAINED if trained.get(k) is not None}, **given}
 
 
 def loader_for(bundle, checkpoint_config: dict, data_cfg: dict, batch_size: int) -> tuple:
@@ -142,7 +171,7 @@ def tta_metrics(accelerator, model, loader, preprocess, mode: str, checkpoint_co
     return {"mode": mode, **quick_metrics(predict(accelerator, TTA(model, mode), loader, preprocess), n)}
 
 
-def write_outputs(accelerator, args: argparse.Namespace, metrics: dict, pred: dict, bundle) -> None:
+def write_outputs(accelerator, args: argparse.Namespace, metrics: dict, pred: dict, bundle, group: str | None) -> None:
     """metrics.json, predictions.parquet (+ groups.json) and the printed summary (main process)."""
     from trainer.checkpoint.write import write_json, write_predictions
     from trainer.evaluation.report import group_metrics
@@ -159,11 +188,11 @@ def write_outputs(accelerator, args: argparse.Namespace, metrics: dict, pred: di
     if "tta" in metrics:
         accelerator.print(f"{args.split}: accuracy {metrics['tta']['accuracy']:.4f} with --tta "
                           f"{args.tta} (plain {metrics['accuracy']:.4f})", flush=True)
-    if args.group_column:
-        groups = group_metrics(pred, bundle.val[args.group_column], len(bundle.label_names))
-        write_json(out / "groups.json", {"column": args.group_column, args.split: groups})
+    if group:
+        groups = group_metrics(pred, bundle.val[group], len(bundle.label_names))
+        write_json(out / "groups.json", {"column": group, args.split: groups})
         for value, m in groups.items():
-            accelerator.print(f"  {args.group_column}={value}: accuracy {m['accuracy']:.4f} "
+            accelerator.print(f"  {group}={value}: accuracy {m['accuracy']:.4f} "
                               f"({m['num_samples']} samples)", flush=True)
 
 
@@ -192,12 +221,9 @@ def main(argv: list[str] | None = None) -> dict:
     label_names = model.pretrained_cfg.get("label_names")
     checkpoint_config = our_config(args.checkpoint)
     multi = checkpoint_config.get("task") == MULTI_LABEL  # label lists (or --label-sep strings), scored per class
-    cfg = DataConfig(dataset=args.dataset, dataset_config=args.dataset_config, train_split=args.split,
-                     val_split=args.split, image_column=args.image_column, audio_column=args.audio_column,
-                     label_column=args.label_column,
-                     max_eval_samples=args.max_eval_samples, group_column=args.group_column,
-                     drop_unlabeled=args.drop_unlabeled, multi_label=multi, label_sep=args.label_sep,
-                     allow_empty_labels=multi)
+    cfg = DataConfig(**data_options(args, trained_request(args.checkpoint)), train_split=args.split,
+                     val_split=args.split, multi_label=multi, allow_empty_labels=multi)
+    accelerator.print(f"dataset {cfg.dataset!r} split {args.split!r}", flush=True)
     with accelerator.main_process_first():
         bundle = build_data(cfg, seed=0)
     if label_names and list(label_names) != bundle.label_names:
@@ -217,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["metrics"]["tta"] = tta_metrics(accelerator, model, loader, preprocess, args.tta,
                                                checkpoint_config, len(bundle.label_names))
     if accelerator.is_main_process:
-        write_outputs(accelerator, args, result["metrics"], pred, bundle)
+        write_outputs(accelerator, args, result["metrics"], pred, bundle, cfg.group_column)
     accelerator.wait_for_everyone()
     return result["metrics"]
 

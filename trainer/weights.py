@@ -106,6 +106,24 @@ def convert_lite0(out_path: Path) -> Path:
     return out_path
 
 
+LICENSE = "apache-2.0"  # the package's LICENSE file
+# the Hub's copy of the same Google TF EfficientNet-Lite0 ImageNet-1k checkpoint, which timm ported itself
+BASE_MODEL = "timm/tf_efficientnet_lite0.in1k"
+
+
+def file_provenance(path: Path) -> tuple[str | None, str | None]:
+    """(licence, Hub id of the same weights) of a --pretrained-file: the packaged Lite0 conversion is known by the
+    source its safetensors header records; (None, None) for any other file."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            source = (f.metadata() or {}).get("source", "")
+    except (OSError, SafetensorError):
+        return None, None
+    return (LICENSE, BASE_MODEL) if source.startswith(f"{PACKAGE}/") else (None, None)
+
+
 def main(argv: list[str] | None = None) -> Path:
     """CLI: convert (if needed) and print the path."""
     parser = CLIParser(prog="python -m trainer.weights", description=__doc__)

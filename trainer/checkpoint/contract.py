@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from trainer.config import MULTI_LABEL, SINGLE_LABEL  # noqa: F401 - config.json `task` values, re-exported for readers
 
+# 8: resolved_config.json (the run as trained, re-runnable with --config) beside train_config.json, which now holds
+#    the request (the options as asked, `explicit` the ones given); manifest.json `chosen` ({flag: {requested,
+#    value}}) and `config` the resolved run; manifest.json `git_dirty` and `dataset.version` (the Hub commit sha or
+#    the embedded build);
 # 7: manifest.json `time_budget` holds the per-phase table (`phases`: planned and measured seconds), `first_plan_at_s`,
 #    `stopped_before_plan`, `cores` and the planner's `choices`; `hardware.usable_cores`; eval/history.json may
 #    start with an epoch-0 row of the --linear-probe head; the card marks an undertrained model (checkpoint/quality.py);
@@ -23,12 +27,13 @@ from trainer.config import MULTI_LABEL, SINGLE_LABEL  # noqa: F401 - config.json
 #    calibrated probabilities and diagonal cells in samples.json, latency p95 + hardware and `tta` in metrics.json;
 # 2: config.json may hold modality "audio" with an `audio` block (the log-mel front end); 1: images only.
 # Bump it when the contract changes, and keep older checkpoints loading (tests/fixtures/checkpoints).
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 CONFIG = "config.json"  # timm's config + label_names, modality, audio block, task, temperature or thresholds, ood
 WEIGHTS = "model.safetensors"  # never a pickle
 CARD = "README.md"  # the model card
-TRAIN_CONFIG = "train_config.json"  # the resolved TrainConfig (secrets removed)
+TRAIN_CONFIG = "train_config.json"  # the request: the TrainConfig as asked + which options were given (no secrets)
+RESOLVED_CONFIG = "resolved_config.json"  # the TrainConfig as trained: the trainer's choices applied, all fixed
 MANIFEST = "manifest.json"  # provenance; written last, so its presence marks a finished checkpoint
 EVAL_DIR = "eval"  # metrics, per class, confusion matrix, predictions, samples
 FOLDS_DIR = "folds"  # folds/<k>/ per-fold checkpoints and folds/summary.json of a --folds run
@@ -38,11 +43,11 @@ ONNX = "model.onnx"
 
 MODEL_FILES = (CONFIG, WEIGHTS)  # what timm needs to load the model
 # What a --folds run copies from the best fold into the output dir (the card is then rendered for it).
-SERVED_FILES = (CONFIG, WEIGHTS, TRAIN_CONFIG, EVAL_DIR, MANIFEST)
+SERVED_FILES = (CONFIG, WEIGHTS, TRAIN_CONFIG, RESOLVED_CONFIG, EVAL_DIR, MANIFEST)
 # What the app downloads from a pushed checkpoint (huggingface_hub allow_patterns): the model alone, or with eval/.
 # Allow lists: ONNX stays out of both, so the app never downloads model.onnx (it serves the safetensors weights).
 MODEL_PATTERNS = list(MODEL_FILES)
-SERVED_PATTERNS = [CONFIG, WEIGHTS, CARD, MANIFEST, TRAIN_CONFIG, f"{EVAL_DIR}/*"]
+SERVED_PATTERNS = [CONFIG, WEIGHTS, CARD, MANIFEST, TRAIN_CONFIG, RESOLVED_CONFIG, f"{EVAL_DIR}/*"]
 
 STATE_DIR = "state"  # Accelerate save_state folders for --resume
 STAGING_DIR = ".staging"  # a checkpoint being written, renamed into place piece by piece (manifest.json last)

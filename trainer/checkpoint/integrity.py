@@ -18,10 +18,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from trainer.checkpoint.contract import CONFIG, EVAL_DIR, MANIFEST, PREVIOUS_DIR, TRAIN_CONFIG, WEIGHTS
+from trainer.checkpoint.contract import (
+    CONFIG,
+    EVAL_DIR,
+    MANIFEST,
+    PREVIOUS_DIR,
+    RESOLVED_CONFIG,
+    TRAIN_CONFIG,
+    WEIGHTS,
+)
 from trainer.errors import UserError
 
-HASHED = (CONFIG, WEIGHTS, TRAIN_CONFIG, EVAL_DIR)  # the card (README.md) is derived from these, and re-rendered
+# the card (README.md) is derived from these, and re-rendered
+HASHED = (CONFIG, WEIGHTS, TRAIN_CONFIG, RESOLVED_CONFIG, EVAL_DIR)
 
 
 def sha256_of(path: Path) -> str:

@@ -119,7 +119,7 @@ def _numbers(values, n: int, lo: float, hi: float) -> bool:
 
 def _check_task(cfg: dict, n: int, where: str) -> None:
     """`task` (schema 6) and, for a multi-label model, its per-class `thresholds` and Platt `calibration`."""
-    from trainer.evaluation.calibration import PLATT, PLATT_BOUNDS
+    from trainer.evaluation.probabilities import PLATT, PLATT_BOUNDS
 
     task = cfg.get("task", SINGLE_LABEL)
     if task not in (SINGLE_LABEL, MULTI_LABEL):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.data.images import to_rgb
-from trainer.evaluation.calibration import softmax
+from trainer.evaluation.probabilities import softmax
 
 log = logging.getLogger(__name__)
 THUMB_MAX = 96  # px, longest side of an error-analysis thumbnail

@@ -22,6 +22,7 @@ from trainer.checkpoint.contract import (
     MULTI_LABEL,
     ONNX,
     PREVIOUS_DIR,
+    RESOLVED_CONFIG,
     SCHEMA_VERSION,
     STAGING_DIR,
     TRAIN_CONFIG,
@@ -70,23 +71,38 @@ def redact_argv(argv: list[str], secrets: tuple = ("--hub-token",)) -> list[str]
     return out
 
 
-def manifest(argv: list[str], config: dict, source: dict, wall_s: float, hardware: dict) -> dict:
-    """Provenance of a run: command, config, versions, git sha, data, hardware, time, schema version."""
+def git_state(cwd: Path = Path(__file__).resolve().parents[2]) -> tuple[str | None, bool | None]:
+    """(HEAD sha, whether tracked files differ from it) of the git checkout whose root is cwd (this code's own, by
+    default); (None, None) when cwd is not a checkout's root (an installed package, even inside someone's repo) or
+    without git. Untracked files do not count: a scratch file is not a code change."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=cwd)
+
+    try:
+        head, top = git("rev-parse", "HEAD"), git("rev-parse", "--show-toplevel")
+        if head.returncode != 0 or not head.stdout.strip() or Path(top.stdout.strip()).resolve() != Path(cwd).resolve():
+            return None, None
+        status = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return head.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
+
+
+def manifest(argv: list[str], config: dict, source: dict, wall_s: float, hardware: dict,
+             chosen: dict | None = None) -> dict:
+    """Provenance of a run: command, resolved config (+ the options the trainer `chosen`), versions, git sha, data,
+    hardware, time, schema version."""
     versions = {}
     for pkg in PACKAGES:
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        sha = None
+    sha, dirty = git_state()
     return {"schema_version": SCHEMA_VERSION, "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": redact_argv(argv), "config": config, "dataset": source, "seed": config.get("seed"),
-            "versions": {"python": platform.python_version(), **versions}, "git_sha": sha,
-            "hardware": hardware, "wall_time_s": round(wall_s, 1)}
+            "versions": {"python": platform.python_version(), **versions}, "git_sha": sha, "git_dirty": dirty,
+            "hardware": hardware, "wall_time_s": round(wall_s, 1), "chosen": chosen or {}}
 
 
 def _rows(matrix: np.ndarray, dtype) -> "pa.FixedSizeListArray":  # noqa: F821 - pyarrow imported lazily
@@ -205,17 +221,19 @@ def save_model_files(model, directory: Path, data_cfg: dict, label_names: list[s
 
 
 def write_checkpoint(out: Path, model, data_cfg: dict, label_names: list[str], decision: dict,
-                     train_config: dict, results: dict, preds: dict, sample_ds, input_column: str,
+                     train_config: tuple[dict, dict], results: dict, preds: dict, sample_ds, input_column: str,
                      history: list, run_manifest: dict, audio: dict | None = None,
                      preflight: dict | None = None, state_dict: dict | None = None, ood: dict | None = None,
                      on_manifest: Callable[[], dict] | None = None) -> None:
     """Stage the whole contract in out/.staging (manifest.json with each file's sha256), then install it.
     decision: config.json's `temperature`, or a multi-label model's `task`, `calibration` and `thresholds`;
+    train_config: (the request, train_config.json; the resolved run, resolved_config.json);
     on_manifest: more manifest keys, asked for just before it is written (the time budget's table)."""
     staging = out / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
     save_model_files(model, staging, data_cfg, label_names, audio, decision, state_dict, ood)
-    write_json(staging / TRAIN_CONFIG, train_config)
+    write_json(staging / TRAIN_CONFIG, train_config[0])
+    write_json(staging / RESOLVED_CONFIG, train_config[1])
     primary = primary_split(results)
     _write_eval(staging / EVAL_DIR, results, primary, label_names, history)
     write_predictions(staging / EVAL_DIR / "predictions.parquet", preds)

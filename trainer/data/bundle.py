@@ -9,7 +9,7 @@ from trainer.config import MULTI_LABEL, SINGLE_LABEL, DataConfig
 from trainer.data.extra import add_extra_data
 from trainer.data.images import verify_images
 from trainer.data.multilabel import encode_multilabels, is_multi_label, multilabel_cap, multilabel_holdout
-from trainer.data.sources import detect_columns, load_source
+from trainer.data.sources import dataset_version, detect_columns, load_source
 from trainer.data.splits import (
     check_group_column,
     check_labels,
@@ -35,7 +35,7 @@ class DataBundle:
     source: dict = field(default_factory=dict)  # id, config, revision, fingerprints: for the manifest
     skipped: int = 0  # unreadable files dropped from a local folder
     modality: str = "image"  # "audio" when the input column is a datasets.Audio feature
-    preflight: dict | None = None  # the quick data preflight (trainer/data/preflight.py), written to eval/
+    preflight: dict | None = None  # the quick data preflight (trainer/data/audit.py), written to eval/
     task: str = SINGLE_LABEL  # "multi_label": the label column is List(ClassLabel), targets are multi-hot
 
 
@@ -75,6 +75,7 @@ def build_data(cfg: DataConfig, seed: int) -> DataBundle:
     extra = add_extra_data(splits, cfg.extra_data, image, label, label_names, modality,
                            cfg.extra_data_pending) if cfg.extra_data else None
     source = {"dataset": cfg.dataset, "config": cfg.dataset_config, "revision": cfg.dataset_revision,
+              "version": dataset_version(cfg, raw),
               "splits": {"train": train_name, "val": val_name or f"{train_name} (held out {cfg.val_pct:.0%})",
                          "test": test_name},
               "sizes": {k: len(v) for k, v in splits.items()},

@@ -18,8 +18,29 @@ from trainer.errors import UserError
 CACHE_AUTO_LIMIT = 4 * 2**30  # bytes of decoded uint8 pixels that 'auto' keeps in memory
 
 
+# Past this aspect ratio an image is a strip, not a photo (phone panoramas stay within ~10:1). timm's transforms
+# resize the short side first: an 8 × 8,000,000 px strip (a few hundred KiB of PNG) would become 64 × 64,000,000 px,
+# ~21 GiB, for a 64 px model. A longer side is cut, centred, to MAX_ASPECT × the short side before anything else:
+# the eval centre crop keeps the middle short × short square anyway, and images within the ratio are untouched (so
+# their logits stay exactly what they were).
+MAX_ASPECT = 20
+
+
+def bound_aspect(image) -> "PIL.Image.Image":  # noqa: F821 - PIL imported lazily by callers
+    """`image` with its long side at most MAX_ASPECT × its short side: a longer one cut to its centre."""
+    w, h = image.size
+    keep = MAX_ASPECT * max(1, min(w, h))
+    if max(w, h) <= keep:
+        return image
+    if w > h:
+        return image.crop(((w - keep) // 2, 0, (w - keep) // 2 + keep, h))
+    return image.crop((0, (h - keep) // 2, w, (h - keep) // 2 + keep))
+
+
 def to_rgb(image) -> "PIL.Image.Image":  # noqa: F821 - PIL imported lazily by callers
-    """Any PIL mode (L, P, RGBA, CMYK, I;16) → RGB; grayscale is replicated to 3 channels."""
+    """Any PIL mode (L, P, RGBA, CMYK, I;16) → RGB (grayscale replicated to 3 channels), cut to at most MAX_ASPECT:1
+    first (bound_aspect): the one conversion of training, evaluation and the app."""
+    image = bound_aspect(image)
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):

@@ -3,8 +3,8 @@ multi-hot target matrix, and iterative stratification for the holdout, the caps 
 
 A label column is multi-label when its feature is a list (`List(ClassLabel)`, `List(Value)`: a metadata.jsonl
 of label lists gives one), or with --multi-label, where a string column is split on --label-sep (a metadata.csv
-cell "Bag,Trouser"). Stratification uses iterative-stratification (Sechidis et al. 2011, scikit-learn
-compatible); datasets' `stratify_by_column` and scikit-learn's StratifiedKFold take one class per row only.
+cell "Bag,Trouser"). Stratification is iterative (Sechidis et al. 2011, trainer/data/stratify.py); datasets'
+`stratify_by_column` and scikit-learn's StratifiedKFold take one class per row only.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from trainer.config import DataConfig
+from trainer.data.stratify import stratified_kfold, stratified_split
 from trainer.errors import UserError
 
 
@@ -118,15 +119,6 @@ def label_matrix(ds, label: str, num_classes: int) -> np.ndarray:
     return out
 
 
-def _split_once(targets: np.ndarray, test_size: float | int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, test rows) of one iterative-stratification shuffle split, both sorted."""
-    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
-
-    split = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-    train, test = next(split.split(np.zeros(len(targets)), targets))
-    return np.sort(train), np.sort(test)
-
-
 def multilabel_holdout(train, label: str, pct: float, seed: int, num_classes: int) -> tuple:
     """(train, val) held out by iterative stratification: every class keeps about its share of positives in both."""
     targets = label_matrix(train, label, num_classes)
@@ -136,7 +128,7 @@ def multilabel_holdout(train, label: str, pct: float, seed: int, num_classes: in
         raise UserError(f"class(es) {[names[i] for i in lonely[:10]]} occur in only 1 training row, so a stratified "
                         "validation split cannot hold them in both. Add samples, or give a validation split "
                         "(--val-split).")
-    keep, held = _split_once(targets, pct, seed)
+    keep, held = stratified_split(targets, float(pct), seed)
     return train.select(keep), train.select(held)
 
 
@@ -144,15 +136,12 @@ def multilabel_cap(ds, n: int | None, label: str, seed: int, num_classes: int):
     """An iteratively stratified subset of at most n rows (all rows when n is None or larger)."""
     if n is None or n >= len(ds):
         return ds
-    _rest, kept = _split_once(label_matrix(ds, label, num_classes), n, seed)
-    if len(kept) > n:  # the splitter rounds per class: trim the few extra rows, seeded
+    _rest, kept = stratified_split(label_matrix(ds, label, num_classes), int(n), seed)
+    if len(kept) > n:  # stratifying every label may deal a few rows more: trim them, seeded
         kept = np.sort(np.random.default_rng(seed).permutation(kept)[:n])
     return ds.select(kept)
 
 
-def multilabel_folds(targets: np.ndarray, folds: int, seed: int):
-    """(train rows, val rows) of each fold: iterative-stratification K-fold."""
-    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
-
-    return MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(
-        np.zeros(len(targets)), targets)
+def multilabel_folds(targets: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train rows, val rows) of each fold: iteratively stratified K-fold."""
+    return stratified_kfold(targets, folds, seed)

@@ -39,6 +39,37 @@ def load_source(cfg: DataConfig):
                         f"directory or one of {sorted(EMBEDDED)}.") from None
 
 
+def dataset_version(cfg: DataConfig, raw=None) -> str | None:
+    """What pins the release of --dataset, for the manifest: the commit sha a Hub dataset's revision resolved to,
+    an embedded dataset's version, None for a local folder (its split fingerprints identify its content)."""
+    if cfg.dataset in EMBEDDED:
+        from trainer.data.builtin import embedded_version
+
+        return embedded_version(cfg.dataset)
+    if Path(cfg.dataset).expanduser().is_dir():
+        return None
+    return hub_dataset_sha(cfg.dataset, cfg.dataset_revision, raw)
+
+
+def hub_dataset_sha(repo_id: str, revision: str | None, raw=None) -> str | None:
+    """The commit sha of Hub dataset repo_id that was loaded: the one datasets cached `raw` under (its builder
+    cache path ends in <config>/<version>/<commit sha>), else the one `revision` (None: the default branch)
+    resolves to now (a streamed dataset has no cache), else None (offline)."""
+    import re
+
+    from huggingface_hub import HfApi
+
+    for ds in (raw.values() if hasattr(raw, "values") else [raw] if raw is not None else []):
+        for cache in getattr(ds, "cache_files", None) or []:
+            found = [part for part in Path(cache["filename"]).parts if re.fullmatch(r"[0-9a-f]{40}", part)]
+            if found:
+                return found[-1]
+    try:
+        return HfApi().dataset_info(repo_id, revision=revision, timeout=30).sha
+    except Exception:  # noqa: BLE001 - offline, unreachable or gated: no sha to record, training goes on
+        return None
+
+
 def folder_builder(path: Path) -> str:
     """'audiofolder' when the first media file found under path is audio, else 'imagefolder'."""
     for file in path.rglob("*"):

@@ -33,7 +33,7 @@ from trainer.data.images import (
 )
 from trainer.data.loaders import Loaders
 from trainer.data.multilabel import is_list_feature
-from trainer.data.sources import detect_columns, folder_builder
+from trainer.data.sources import dataset_version, detect_columns, folder_builder
 from trainer.data.splits import check_labels, label_array, split_names
 from trainer.errors import UserError
 
@@ -156,7 +156,8 @@ def build_stream_data(cfg: TrainConfig) -> DataBundle:
     val, test = held["val"], held.get("test")
     if d.max_train_samples:
         train, n_train = train.take(d.max_train_samples), min(n_train or d.max_train_samples, d.max_train_samples)
-    source = {"dataset": d.dataset, "config": d.dataset_config, "revision": d.dataset_revision, "streaming": True,
+    source = {"dataset": d.dataset, "config": d.dataset_config, "revision": d.dataset_revision,
+              "version": dataset_version(d, raw), "streaming": True,
               "splits": {"train": d.train_split, "test": test_name,
                          "val": val_name or f"{d.train_split} (1 in {k} held out by content hash)"},
               "sizes": {**({"train": n_train} if n_train else {}), "val": len(val),
@@ -228,11 +229,19 @@ class StreamLoader:
     ranks' gradient all-reduces in lock-step even when their shards differ in size (a rank that runs dry re-reads
     its shards, reshuffled)."""
 
-    def __init__(self, loader: torch.utils.data.DataLoader, dataset: StreamingImages, steps: int, device) -> None:
+    def __init__(self, loader: torch.utils.data.DataLoader, dataset: StreamingImages, steps: int, device,
+                 skip: int = 0) -> None:
         self.loader, self.dataset, self.steps, self.device, self.epoch = loader, dataset, steps, device, 0
+        self.skip = skip
 
     def __len__(self) -> int:
-        return self.steps
+        return self.steps - self.skip
+
+    def skip_first_batches(self, n: int) -> StreamLoader:
+        """This loader resumed n batches into an epoch: those are read off the stream and dropped (a stream cannot
+        seek), the rest yielded. Accelerate's `skip_first_batches` rebuilds a map-style DataLoader (it reads
+        `drop_last`, a sampler), which this loader is not."""
+        return StreamLoader(self.loader, self.dataset, self.steps, self.device, skip=n)
 
     def set_epoch(self, epoch: int) -> None:
         """Called by the loop each epoch."""
@@ -256,7 +265,8 @@ class StreamLoader:
 
     def __iter__(self):
         for done, (x, y, index) in enumerate(rebatch(self._passes(), self.loader.batch_size), start=1):
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True), index
+            if done > self.skip:  # skipped batches never reach the device
+                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True), index
             if done == self.steps:
                 return
 

@@ -397,9 +397,10 @@ def take_plan(ctx, plan: dict) -> None:
     """Run by a --time-budget plan (new, or saved in a resumed state): its max steps and epochs, and the LR schedule
     rebuilt over exactly those steps at the current step."""
     from trainer.engine.optim import build_scheduler
+    from trainer.flags import with_choices
 
     ctx.state.plan = plan
-    ctx.cfg.max_steps, ctx.epochs = plan["total_steps"], plan["epochs"]
+    ctx.cfg, ctx.epochs = with_choices(ctx.cfg, {"max_steps": plan["total_steps"]}), plan["epochs"]
     ctx.scheduler = build_scheduler(ctx.optimizer, ctx.cfg, ctx.steps_per_epoch, plan["warmup_epochs"])
     ctx.scheduler.step_update(ctx.state.step)  # a new timm scheduler starts its groups at the warmup LR
 

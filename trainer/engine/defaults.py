@@ -192,12 +192,14 @@ def choose(cfg: TrainConfig, bundle, cuda: bool, elapsed_s: float = 0.0) -> dict
     return out
 
 
-def apply_defaults(cfg: TrainConfig, bundle, accelerator, budget=None) -> None:
-    """Rank 0 chooses (it may convert the packaged weights), every rank applies the same choices; printed.
-    budget: the command's clock (a chosen input size fits the rest of the budget; what was measured on the way
-    becomes its hints)."""
+def apply_defaults(cfg: TrainConfig, bundle, accelerator, budget=None) -> TrainConfig:
+    """The config with the options left open chosen (rank 0 chooses, it may convert the packaged weights; every rank
+    gets the same choices); printed. budget: the command's clock (a chosen input size fits the rest of the budget;
+    what was measured on the way becomes its hints)."""
     import torch
     from accelerate.utils import broadcast_object_list
+
+    from trainer.flags import with_choices
 
     elapsed_s = budget.elapsed() if budget is not None else 0.0
     chosen = [choose(cfg, bundle, torch.cuda.is_available(), elapsed_s) if accelerator.is_main_process else None]
@@ -205,13 +207,11 @@ def apply_defaults(cfg: TrainConfig, bundle, accelerator, budget=None) -> None:
     hints = chosen.pop(HINTS, {})
     if budget is not None:
         budget.hints.update(hints)
-    sections = {"pretrained_file": cfg.model, "img_size": cfg.model, "crop_pct": cfg.model, "scale": cfg.augment,
-                "lr": cfg.optim, "linear_probe": cfg.optim, "time_budget": cfg}
     for flag, (value, reason) in chosen.items():
-        setattr(sections[flag], flag, value)
         accelerator.print(f"chose --{flag.replace('_', '-')} {value_text(value)}: {reason}", flush=True)
     if chosen:
         accelerator.print("(a flag you pass yourself is always kept as it is)", flush=True)
+    return with_choices(cfg, {flag: value for flag, (value, _) in chosen.items()})
 
 
 def value_text(value) -> str:

@@ -18,6 +18,8 @@ from trainer.data.bundle import DataBundle
 from trainer.data.extra import split_off_extra
 from trainer.data.multilabel import label_matrix, multilabel_folds
 from trainer.data.splits import label_array
+from trainer.engine.trackers import run_name, start_run
+from trainer.flags import with_choices
 
 
 def summarize(per_fold: list[dict]) -> dict:
@@ -47,7 +49,9 @@ def run_folds(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, run_
     for k, (train_idx, val_idx) in enumerate(folds):
         accelerator.print(f"fold {k + 1}/{cfg.folds}: {len(train_idx)} train / {len(val_idx)} val", flush=True)
         fold_dir = out / FOLDS_DIR / str(k)
-        fold_cfg = dataclasses.replace(cfg, output_dir=str(fold_dir))
+        fold_cfg = with_choices(cfg, {"output_dir": str(fold_dir),  # train_config.json keeps the asked dir
+                                      "run_name": f"{run_name(cfg)}-fold{k}"})
+        start_run(accelerator, fold_cfg)  # one tracker run per fold (k as in folds/<k>/), finished by run_one
         train = pool.select(train_idx)
         train = datasets.concatenate_datasets([train, extra]) if extra is not None else train
         fold_bundle = dataclasses.replace(bundle, train=train, val=pool.select(val_idx))

@@ -144,7 +144,8 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
     ctx.loaders.train.set_epoch(epoch)
     loader = ctx.loaders.train
     if st.batches_done:  # resumed from a mid-epoch state: this epoch's order, minus the batches already trained on
-        loader = accelerator.skip_first_batches(loader, st.batches_done)
+        own = getattr(loader, "skip_first_batches", None)  # a StreamLoader skips by itself (a stream cannot seek)
+        loader = own(st.batches_done) if own else accelerator.skip_first_batches(loader, st.batches_done)
         loader.set_epoch(epoch)  # a new loader object: it must shuffle as this epoch, not as its first
     total, count = st.epoch_loss_sum, st.batches_done
     meter = Throughput(cfg.batch_size * cfg.grad_accum * accelerator.num_processes)  # images per optimizer step
@@ -185,7 +186,7 @@ def train_one_epoch(ctx: "LoopContext", epoch: int) -> float:
             bar.set_description(f"epoch {epoch + 1}/{ctx.epochs}")  # the plan sets the epochs
         bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{ctx.optimizer.param_groups[0]['lr']:.2e}",
                         **(pacer.postfix(ctx) if pacer is not None else {}))
-        if cfg.max_steps is not None and st.step >= cfg.max_steps:
+        if ctx.cfg.max_steps is not None and st.step >= ctx.cfg.max_steps:  # ctx.cfg: a plan may set it on the way
             break
     ctx.last_rate = meter.epoch_rate()
     st.batches_done, st.epoch_loss_sum = 0, 0.0  # the epoch is complete: its epoch_E state starts the next afresh
@@ -202,8 +203,10 @@ def after_step(ctx: "LoopContext", loss: torch.Tensor, meter: "Throughput", epoc
         ctx.ema.update(accelerator.unwrap_model(ctx.model), step=st.step)
     meter.step()
     if st.step % cfg.log_interval == 0:
-        accelerator.print(f"step {st.step} loss {loss.item():.4f} lr {ctx.optimizer.param_groups[0]['lr']:.2e} "
-                          f"{meter.interval_rate():.1f} img/s", flush=True)
+        row = {"loss": loss.item(), "lr": ctx.optimizer.param_groups[0]["lr"], "img_per_s": meter.interval_rate()}
+        accelerator.print(f"step {st.step} loss {row['loss']:.4f} lr {row['lr']:.2e} {row['img_per_s']:.1f} img/s",
+                          flush=True)
+        accelerator.log(row, step=st.step)  # --log-with: rank 0's batch loss, as printed
     if cfg.checkpointing_steps and st.step % cfg.checkpointing_steps == 0:
         st.batches_done, st.epoch_loss_sum = done
         path = save_epoch_state(accelerator, ctx.out, epoch, name=f"step_{st.step}")
@@ -331,7 +334,8 @@ def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict],
         row = {"epoch": epoch + 1, "step": st.step, "train_loss": train_loss, "train_img_per_s": ctx.last_rate or 0.0,
                **{f"val_{k}": v for k, v in metrics.items()}}
         st.history.append(row)
-        accelerator.log(row, step=st.step)
+        # the step goes as the step (trackio reserves a "step" key); the rest is the epoch's row
+        accelerator.log({k: v for k, v in row.items() if k != "step"}, step=st.step)
         accelerator.print(f"epoch {epoch + 1}: train_loss {train_loss:.4f} val_{cfg.metric} {value:.4f} "
                   f"(best {st.best:.4f} @ epoch {st.best_epoch + 1})", flush=True)
         path = save_epoch_state(accelerator, ctx.out, epoch)
@@ -340,7 +344,7 @@ def fit(ctx: LoopContext, validate: Callable[[torch.nn.Module], dict],
             push_training_state(ctx)
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
-        finished = ctx.stopped or (cfg.max_steps is not None and st.step >= cfg.max_steps)
+        finished = ctx.stopped or (ctx.cfg.max_steps is not None and st.step >= ctx.cfg.max_steps)
         if ctx.pacer is not None:  # the measured validation and saves re-plan the rest (every rank takes part)
             ctx.pacer.after_epoch(ctx, ctx.val_pass_s, time.perf_counter() - started, epoch + 1, finished)
         if finished:

@@ -11,25 +11,35 @@ from trainer.config import TrainConfig
 from trainer.data.loaders import Loaders
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Head/backbone x decay/no-decay groups; timm's schedulers honour the `lr_scale` key we tune per phase."""
+def param_groups(model: torch.nn.Module, weight_decay: float, layer_decay: float | None = None) -> list[dict]:
+    """timm's weight-decay groups (no decay for norms, biases and the model's no_weight_decay(): ViT's pos_embed
+    and cls_token, Swin's relative_position_bias_table), with --layer-decay timm's layer-wise LR decay groups;
+    each split into head and backbone for set_phase, `layer_scale` keeping the group's own depth scale."""
+    from timm.optim import param_groups_layer_decay, param_groups_weight_decay
+
+    skip = getattr(model, "no_weight_decay", set)()  # as create_optimizer_v2 reads it
+    if layer_decay is None:
+        groups = param_groups_weight_decay(model, weight_decay, no_weight_decay_list=skip)
+    else:
+        groups = param_groups_layer_decay(model, weight_decay, no_weight_decay_list=skip, layer_decay=layer_decay)
     head = {id(p) for p in model.get_classifier().parameters()}
-    groups: dict = {}
-    for name, p in model.named_parameters():
-        part = "head" if id(p) in head else "backbone"
-        decay = p.ndim > 1 and not name.endswith(".bias")  # as timm's param_groups_weight_decay
-        key = (part, decay)
-        groups.setdefault(key, {"params": [], "weight_decay": weight_decay if decay else 0.0,
-                                "part": part, "lr_scale": 1.0})["params"].append(p)
-    return list(groups.values())
+    split = []
+    for g in groups:  # a layer group may hold head and backbone tensors alike (ConvNeXt's head.norm beside head.fc)
+        scale = g.get("lr_scale", 1.0)
+        for part in ("backbone", "head"):
+            params = [p for p in g["params"] if (id(p) in head) == (part == "head")]
+            if params:
+                split.append({**g, "params": params, "part": part, "layer_scale": scale, "lr_scale": scale})
+    return split
 
 
 def set_phase(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch: int) -> None:
-    """fastai-style fine_tune: backbone LR 0 during --freeze-epochs, then lr x --backbone-lr-scale."""
+    """fastai-style fine_tune: backbone LR 0 during --freeze-epochs, then lr x --backbone-lr-scale; the phase's
+    factor multiplies each group's own --layer-decay scale (timm's schedulers set lr = value x lr_scale)."""
     frozen = epoch < cfg.optim.freeze_epochs
     for g in optimizer.param_groups:
-        if g["part"] == "backbone":
-            g["lr_scale"] = 0.0 if frozen else cfg.optim.backbone_lr_scale
+        factor = 1.0 if g["part"] == "head" else 0.0 if frozen else cfg.optim.backbone_lr_scale
+        g["lr_scale"] = g.get("layer_scale", 1.0) * factor  # states saved before layer_scale existed: 1
 
 
 def build_optim(model: torch.nn.Module, cfg: TrainConfig, steps_per_epoch: int) -> tuple:
@@ -39,7 +49,7 @@ def build_optim(model: torch.nn.Module, cfg: TrainConfig, steps_per_epoch: int) 
     o = cfg.optim
     # torch's fused (single-kernel) Adam/AdamW on CUDA; timm passes the keyword through to torch.optim
     fused = {"fused": True} if torch.cuda.is_available() and o.opt.lower() in ("adam", "adamw") else {}
-    optimizer = create_optimizer_v2(param_groups(model, o.weight_decay), opt=o.opt, lr=o.lr,
+    optimizer = create_optimizer_v2(param_groups(model, o.weight_decay, o.layer_decay), opt=o.opt, lr=o.lr,
                                     weight_decay=o.weight_decay, **fused)
     epochs = cfg.epochs if cfg.max_steps is None else max(1, math.ceil(cfg.max_steps / steps_per_epoch))
     return optimizer, build_scheduler(optimizer, cfg, steps_per_epoch), epochs

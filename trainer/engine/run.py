@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from accelerate.utils import set_seed
 
+from trainer.checkpoint.card import licence_warning
 from trainer.checkpoint.contract import (
     MANIFEST,
     MULTI_LABEL,
@@ -31,12 +32,14 @@ from trainer.data.waves import SpectrogramRows
 from trainer.engine.budget import LR_FIND_MIN_ITERS, LR_FIND_TIMING_STEPS, Budget, Pacer, take_plan
 from trainer.engine.loop import LoopContext, TrainState, find_resume, fit
 from trainer.engine.optim import build_loss, build_optim
+from trainer.engine.trackers import finish_run, log_final
 from trainer.errors import UserError
 from trainer.evaluation.decision import fit_decision, score_split
 from trainer.evaluation.ood import JOINT, SCORE, SCORES, fit_ood
 from trainer.evaluation.predict import measure_latency, predict
 from trainer.evaluation.report import group_metrics, quick_metrics
 from trainer.evaluation.tta import NUM_VIEWS, TTA
+from trainer.flags import request_dict, resolved_dict, with_choices
 from trainer.hardware import usable_cores
 from trainer.hub.push import EpochPusher
 from trainer.model import create_model, resolve_data_cfg, set_pretrained_cfg
@@ -57,7 +60,8 @@ def make_accelerator(cfg: TrainConfig, out: Path):
         torch.backends.cudnn.benchmark = True
     return Accelerator(
         cpu=not cuda, mixed_precision=resolve_precision(cfg.mixed_precision),
-        gradient_accumulation_steps=cfg.grad_accum, log_with=cfg.log_with,
+        gradient_accumulation_steps=cfg.grad_accum,
+        log_with=cfg.log_with.split(",") if cfg.log_with else None,  # several trackers: tensorboard,trackio
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
         # pinned uint8 batches copied asynchronously: the copy overlaps the previous step's compute
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, non_blocking=cuda))
@@ -89,6 +93,8 @@ def build_model_and_loaders(cfg: TrainConfig, accelerator, bundle: DataBundle) -
     audio = bundle.modality == "audio"
     model = create_model(cfg.model, len(bundle.label_names), bundle.label_names,
                          in_chans=cfg.audio.in_chans if audio else 3)
+    if warning := licence_warning(model.pretrained_cfg, cfg.model, cfg.hub.hub_license):
+        accelerator.print(warning)
     if audio:  # the front end fixes the input size; its normalisation statistics come from the train split
 
         loaders, data_cfg = build_audio_loaders(cfg, bundle, accelerator.num_processes, accelerator.print)
@@ -120,8 +126,8 @@ def find_lr(cfg: TrainConfig, accelerator, model, loaders, out: Path, budget: Bu
 
     model = copy.deepcopy(model)
     criterion, _ = build_loss(cfg, loaders, len(loaders.class_counts))
-    optimizer = create_optimizer_v2(param_groups(model, cfg.optim.weight_decay), opt=cfg.optim.opt,
-                                    lr=lr_find.START_LR)
+    optimizer = create_optimizer_v2(param_groups(model, cfg.optim.weight_decay, cfg.optim.layer_decay),
+                                    opt=cfg.optim.opt, lr=lr_find.START_LR)
     model, optimizer, train = accelerator.prepare(model, optimizer, loaders.train)
     criterion = criterion.to(accelerator.device)
     num_iter = cfg.lr_find_iters
@@ -160,20 +166,20 @@ def lr_find_only(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path) -
     return found
 
 
-def choose_lr(cfg: TrainConfig, accelerator, model, loaders, out: Path, budget: Budget) -> None:
-    """--lr auto: the range test's suggestion, or the known-good default when it cannot fit the budget; said."""
+def choose_lr(cfg: TrainConfig, accelerator, model, loaders, out: Path, budget: Budget) -> TrainConfig:
+    """--lr auto: the config with the range test's suggestion, or the known-good default when the test cannot fit
+    the budget; said."""
     with budget.phase("lr_choice"):
         found = find_lr(cfg, accelerator, model, loaders, out, budget)
     if "skipped" in found:
-        cfg.optim.lr = KNOWN_GOOD_LR
         budget.choose(f"no LR range test: {found['skipped']}; --lr {KNOWN_GOOD_LR:g}, the default fine-tuning LR "
                       "(for AdamW)", accelerator.print)
-        return
-    cfg.optim.lr = found["suggestion"]  # train_config.json records the LR actually used
+        return with_choices(cfg, {"lr": KNOWN_GOOD_LR})
     if budget.seconds is not None:
         budget.choose(f"LR range test of {found['num_iter']} steps in {budget.measured['lr_choice']:.1f} s "
                       f"(its share: {budget.planned['lr_choice']:.1f} s): --lr {found['suggestion']:.2e}",
                       accelerator.print)
+    return with_choices(cfg, {"lr": found["suggestion"]})  # resolved_config.json records the LR actually used
 
 
 def make_pacer(cfg: TrainConfig, budget: Budget, loaders, num_processes: int, steps: int, device) -> Pacer:
@@ -202,7 +208,7 @@ def build_context(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path,
 
         probe = linear_probe(cfg, accelerator, model, loaders, budget)
     if cfg.optim.lr == "auto":
-        choose_lr(cfg, accelerator, model, loaders, out, budget)
+        cfg = choose_lr(cfg, accelerator, model, loaders, out, budget)
     per_process = len(loaders.train) if loaders.sharded else len(loaders.train) // accelerator.num_processes
     steps = max(1, per_process // cfg.grad_accum)
     pacer = None
@@ -336,8 +342,16 @@ def write_snapshot(ctx: LoopContext, data_cfg: dict, label_names: list[str], sna
     model = ctx.accelerator.unwrap_model(ctx.eval_model)
     task = {"task": MULTI_LABEL} if ctx.loaders.multi_label else None  # thresholds come with the final checkpoint
     save_model_files(model, snap, data_cfg, label_names, audio=ctx.loaders.audio, decision=task)
-    write_json(snap / TRAIN_CONFIG, ctx.cfg.to_dict())
+    write_json(snap / TRAIN_CONFIG, request_dict(ctx.cfg))
     write_json(snap / "history.json", ctx.state.history)
+
+
+def chosen_options(cfg: TrainConfig) -> dict:
+    """manifest.json `chosen`: each option the trainer set in place of the request, {flag: {requested, value}}
+    (the reasons are printed; a --time-budget run's plan and its measured costs are in `time_budget`)."""
+    flat = {k: v for section in resolved_dict(cfg).values() if isinstance(section, dict) for k, v in section.items()}
+    flat.update({k: v for k, v in resolved_dict(cfg).items() if not isinstance(v, dict)})
+    return {flag: {"requested": asked, "value": flat[flag]} for flag, asked in sorted(cfg.requested.items())}
 
 
 def hardware(accelerator) -> dict:
@@ -354,6 +368,7 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, b
     and its --time-budget); return {split: metrics}."""
     start = time.time()
     ctx, data_cfg = build_context(cfg, accelerator, bundle, out, budget)
+    cfg = ctx.cfg  # the LR chosen on the way (--lr auto) is in the run's own config
     if accelerator.is_main_process:
         (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
@@ -383,12 +398,14 @@ def run_training(cfg: TrainConfig, accelerator, bundle: DataBundle, out: Path, b
         if accelerator.is_main_process:
             timing = {"train_time_s": round(train_s, 1), "decode_cache": ctx.loaders.decoded,
                       "skipped_files": bundle.skipped}
-            run_manifest = manifest(sys.argv, cfg.to_dict(), bundle.source, time.time() - start,
-                                    {**hardware(accelerator), **timing})
+            run_manifest = manifest(sys.argv, resolved_dict(ctx.cfg), bundle.source, time.time() - start,
+                                    {**hardware(accelerator), **timing}, chosen=chosen_options(ctx.cfg))
             write_run(ctx, bundle, data_cfg, model, (preds, results, decision, ood), run_manifest, weights, budget)
     accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return {split: r["metrics"] for split, r in results.items()}
+    metrics = {split: r["metrics"] for split, r in results.items()}
+    log_final(accelerator, metrics, ctx.state.step)  # rank 0's metrics hold the latency too (write_run)
+    finish_run(accelerator)  # this run's (or fold's) tracker run; train.py ends the process group once, at the end
+    return metrics
 
 
 def keep_probe(ctx: LoopContext) -> None:
@@ -423,7 +440,8 @@ def write_run(ctx: LoopContext, bundle: DataBundle, data_cfg: dict, model, evalu
         sample_ds = SpectrogramRows(sample_ds, bundle.input_column, AudioConfig.from_block(ctx.loaders.audio))
     # planned vs measured per phase, up to the manifest (the very end is printed once the files are in place)
     on_manifest = (lambda: {"time_budget": budget.report()}) if budget.seconds is not None else None
-    write_checkpoint(out, model, data_cfg, bundle.label_names, decision, cfg.to_dict(), results, preds,
+    write_checkpoint(out, model, data_cfg, bundle.label_names, decision, (request_dict(cfg), resolved_dict(cfg)),
+                     results, preds,
                      sample_ds, bundle.input_column, ctx.state.history, run_manifest, audio=ctx.loaders.audio,
                      preflight=bundle.preflight, state_dict=weights, ood=ood, on_manifest=on_manifest)
     m = results[primary]["metrics"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from trainer.config import MULTI_LABEL, SINGLE_LABEL
-from trainer.evaluation.calibration import (
+from trainer.evaluation.probabilities import (
     calibrated_sigmoid,
     fit_platt,
     fit_temperature,

@@ -33,7 +33,8 @@ SCORES = {SCORE: energy_score, JOINT: joint_energy_score}
 
 
 def fit_ood(val_logits: np.ndarray, recall: float = TARGET_RECALL, score: str = SCORE) -> dict:
-    """The config.json `ood` block: the `score` threshold that keeps `recall` of the validation inputs as known."""
+    """The config.json `ood` block: the `score` threshold that keeps `recall` of the validation inputs as known.
+    Fit it on plain (one-view) logits: the app scores the plain view also when TTA gives the label."""
     scores = SCORES[score](val_logits)
     threshold = float(np.quantile(scores, recall))
     return {"score": score, "threshold": threshold, "target_recall": recall,

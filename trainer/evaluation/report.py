@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.evaluation.calibration import per_sample_bce, per_sample_loss, sigmoid, softmax
 from trainer.evaluation.metrics import load_metric
+from trainer.evaluation.probabilities import per_sample_bce, per_sample_loss, sigmoid, softmax
 
 
 def quick_metrics(pred: dict, num_classes: int) -> dict:

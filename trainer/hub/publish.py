@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from trainer.checkpoint.card import checkpoint_licence
 from trainer.config import HubConfig
 from trainer.errors import CLIParser
 from trainer.hub.push import push_checkpoint
-from trainer.hub.space import push_space
+from trainer.hub.space_repo import push_space
 
 
 def publish(hub_cfg, out: Path) -> None:
@@ -18,7 +18,7 @@ def publish(hub_cfg, out: Path) -> None:
                            hub_cfg.create_space)
     if hub_cfg.create_space:
         push_space(hub_cfg.create_space, info.repo_url.repo_id, info.oid, hub_cfg.hub_token, hub_cfg.hub_private,
-                   hub_cfg.hub_license)
+                   checkpoint_licence(out))  # the model card's: --hub-license, else the initial weights' licence
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """CLI: push (or re-push after a failure) a checkpoint and optionally its Space."""
     args = build_parser().parse_args(argv)
-    license = json.loads((Path(args.checkpoint) / "train_config.json").read_text()).get("hub", {}).get(
-        "hub_license") if (Path(args.checkpoint) / "train_config.json").exists() else None
     publish(HubConfig(push_to_hub=True, hub_model_id=args.hub_model_id, hub_token=args.hub_token,
-                      hub_private=args.hub_private, hub_revision=args.hub_revision, hub_license=license,
+                      hub_private=args.hub_private, hub_revision=args.hub_revision,
                       create_space=args.create_space), Path(args.checkpoint))
 

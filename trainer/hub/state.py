@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from trainer.checkpoint.read import parse_ref
 from trainer.errors import LOGIN_HINT, UserError
 from trainer.hub.push import resolve_token
 
@@ -14,15 +15,6 @@ STATE_BRANCH = "training-state"  # the default branch for --hub-push-state and f
 STATE_PREFIX = "state"  # the folder on the branch
 # What may run code when loaded: torch.save/pickle formats and friends. Refused anywhere on the branch.
 UNSAFE_SUFFIXES = (".pkl", ".pickle", ".bin", ".pt", ".pth", ".ckpt", ".joblib", ".npy", ".npz")
-
-
-def parse_ref(ref: str) -> tuple[str, str]:
-    """(repo id, branch) of 'hf-hub:org/name[@branch]' (branch default STATE_BRANCH)."""
-    body = ref.removeprefix("hf-hub:")
-    repo_id, _, branch = body.partition("@")
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise UserError(f"--resume {ref}: expected hf-hub:org/name[@branch].")
-    return repo_id, branch or STATE_BRANCH
 
 
 def push_state(folder: Path, repo_id: str, token: str | None, branch: str = STATE_BRANCH, step: int = 0):
@@ -50,7 +42,8 @@ def pull_state(ref: str, token: str | None, required: tuple[str, ...]) -> Path:
     and every `required` state file; the local folder."""
     from huggingface_hub import HfApi, snapshot_download
 
-    repo_id, branch = parse_ref(ref)
+    parsed = parse_ref(ref)  # the checkpoint reader's: one spelling of hf-hub:org/name[@rev] everywhere
+    repo_id, branch = parsed.repo_id, parsed.revision or STATE_BRANCH
     token = resolve_token(token)
     api = HfApi(token=token)
     try:

@@ -9,6 +9,26 @@ EMBEDDED = {"fashion-mnist": "Debian package dataset-fashion-mnist (Zalando Fash
                              "(trainer/data/builtin/spoken_digits.py)",
             "fashion-mosaics": "SYNTHETIC multi-label: 2x2 mosaics of Fashion-MNIST items labelled with the classes "
                                "they hold (trainer/data/builtin/fashion_mosaics.py)"}
+SOURCE_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist", "spoken-digits": "espeak-ng",
+                   "fashion-mosaics": "dataset-fashion-mnist"}  # the Debian package each one is made from
+
+
+def embedded_version(name: str) -> str:
+    """The release of embedded dataset `name`, for the manifest: its build version and the installed version of
+    the Debian package it is made from (dpkg-query), e.g. "v1 (dataset-fashion-mnist 0.0~git20200523.55506a9-1)"."""
+    import subprocess
+
+    from trainer.data.builtin import fashion_mnist, fashion_mosaics, spoken_digits
+
+    builders = {"fashion-mnist": fashion_mnist, "spoken-digits": spoken_digits, "fashion-mosaics": fashion_mosaics}
+    build = builders[name].VERSION  # the builder's own version, which also names its Arrow cache
+    package = SOURCE_PACKAGES[name]
+    try:
+        found = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):  # not a Debian system: the build version alone
+        found = ""
+    return f"{build} ({package} {found or 'version unknown'})"
 
 
 def load_embedded(name: str):

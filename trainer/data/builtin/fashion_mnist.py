@@ -13,6 +13,7 @@ from trainer.errors import UserError
 from trainer.paths import cache_dir
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+VERSION = "v1"  # of the Arrow build: bump it when the rows change (it names the cache; the manifest records it)
 # Class names and order from Zalando's Fashion-MNIST README (the labels 0..9 in the IDX files).
 FASHION_MNIST_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -62,7 +63,7 @@ def load_fashion_mnist():
     if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
         raise UserError(f"Fashion-MNIST not found under {FASHION_MNIST_DIR}; install it with "
                         "`apt-get install dataset-fashion-mnist` (or run `make install`).")
-    target = cache_dir("datasets") / "fashion-mnist-v1"
+    target = cache_dir("datasets") / f"fashion-mnist-{VERSION}"
     if not (target / "dataset_dict.json").exists():
         print(f"building the Fashion-MNIST Arrow cache in {target} (one time) ...", flush=True)
         _build_fashion_mnist(target)

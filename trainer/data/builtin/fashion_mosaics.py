@@ -20,6 +20,7 @@ from trainer.errors import UserError
 from trainer.paths import cache_dir
 
 SIZES = {"train": 20_000, "test": 4_000}
+VERSION = "v2"  # of the Arrow build: bump it when the rows change (it names the cache; the manifest records it)
 FILL = 0.6  # probability that a cell holds an item: 2.4 items, about 2.2 distinct classes per mosaic
 SEED = 0
 CELL = 28
@@ -70,7 +71,7 @@ def load_fashion_mosaics():
     if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
         raise UserError(f"Fashion-MNIST not found under {FASHION_MNIST_DIR}; install it with "
                         "`apt-get install dataset-fashion-mnist` (or run `make install`).")
-    target: Path = cache_dir("datasets") / "fashion-mosaics-v2"
+    target: Path = cache_dir("datasets") / f"fashion-mosaics-{VERSION}"
     if not (target / "dataset_dict.json").exists():
         print(f"building the Fashion-MNIST mosaics Arrow cache in {target} (one time) ...", flush=True)
         tmp = target.with_name(target.name + ".tmp")

@@ -22,6 +22,7 @@ from pathlib import Path
 from trainer.errors import UserError, exit_on_user_error
 from trainer.paths import cache_dir
 
+VERSION = "v2"  # of the synthesis: bump it when the clips change (it names the cache; the manifest records it)
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 # espeak-ng's English accents (`espeak-ng --voices=en`, its own gmw/ voices; en-us-nyc differs from en-us in
 # three of the ten words only, so it adds nothing here). Held-out accents are never heard in training.
@@ -154,7 +155,7 @@ def cache_path(accents: list[str], voices: list[str]) -> Path:
     """The Arrow cache dir for this accent and voice set and these settings (another set never overwrites it)."""
     key = repr((accents, voices, DIGITS, TRAIN_ACCENTS, VAL_ACCENTS, TEST_ACCENTS, SPEED_RANGE, PITCH_RANGE,
                 TRAIN_TAKES, HELD_OUT)).encode()
-    return cache_dir("datasets") / f"spoken-digits-v2-{hashlib.sha256(key).hexdigest()[:10]}"
+    return cache_dir("datasets") / f"spoken-digits-{VERSION}-{hashlib.sha256(key).hexdigest()[:10]}"
 
 
 def load_spoken_digits():

@@ -12,17 +12,37 @@ from trainer.checkpoint.read import parse_ref
 from trainer.errors import CLIParser, UserError, exit_on_user_error, explain, network_errors
 from trainer.hub.push import resolve_token
 
-REPO = Path(__file__).resolve().parents[2]  # the repository root (trainer/hub/space.py)
+SOURCE_ROOT = Path(__file__).resolve().parents[2]  # holds trainer/ and space/: the checkout, or site-packages
+DIST = "timm-space"
+# Repo-root files of the Space. A package can only carry data from inside its folders and these stay at the root
+# (the repo itself is a Space), so pyproject.toml's [tool.setuptools.data-files] installs them with the wheel
+# under <prefix>/share/timm-space; the dist's RECORD says where that is for any install scheme.
+TEMPLATE = ("app.py", "requirements.txt", "packages.txt")
+TEMPLATE_DIR = ("share", "timm-space")
 PYTHON_VERSION = "3.11"
 # What the app needs at run time. gradio itself is NOT listed: a Space installs it from `sdk_version`.
 SPACE_PACKAGES = ("torch", "torchvision", "timm", "huggingface_hub", "safetensors", "torchaudio", "torchcodec", "soxr",
                   "matplotlib", "pyyaml", "numpy", "pillow", "pyarrow", "pandas")
 
 
+def template_file(name: str) -> Path:
+    """A repo-root file of the Space (TEMPLATE): the checkout's own, else the copy installed with the wheel."""
+    if (SOURCE_ROOT / "pyproject.toml").is_file() and (SOURCE_ROOT / name).is_file():
+        return SOURCE_ROOT / name  # a checkout (or an editable install of one): the originals, as edited
+    # the dist-info beside the imported packages, not whichever timm-space comes first on sys.path
+    dist = next(iter(metadata.distributions(name=DIST, path=[str(SOURCE_ROOT)])), None)
+    for entry in (dist.files or []) if dist else []:
+        if entry.parts[-3:] == (*TEMPLATE_DIR, name) and (path := Path(entry.locate())).is_file():
+            return path
+    raise UserError(f"{name} of the Space is neither in a timm-space checkout ({SOURCE_ROOT}) nor installed with "
+                    f"the {DIST} distribution (<prefix>/{'/'.join(TEMPLATE_DIR)}): reinstall it from a checkout "
+                    "with `pip install --no-deps .`, or run from the checkout.")
+
+
 def _pins() -> dict[str, str]:
     """name → exact pin from requirements.txt (lower-case names)."""
     pins = {}
-    for line in (REPO / "requirements.txt").read_text().splitlines():
+    for line in template_file("requirements.txt").read_text().splitlines():
         line = line.split("#")[0].strip()
         if "==" in line:
             name, version = line.split("==")
@@ -40,11 +60,17 @@ def space_requirements() -> str:
     return "\n".join(lines) + "\n"
 
 
-def app_files(root: Path = REPO) -> list[str]:
+def app_files(root: Path = SOURCE_ROOT) -> list[str]:
     """The Space's code: SPACE_SOURCES of the checkpoint contract, folders whole (minus caches), repo-relative."""
     files = set()
     for source in SPACE_SOURCES:
         path = root / source
+        if source in TEMPLATE:  # app.py: read through template_file, from the checkout or the wheel
+            files.add(source)
+            continue
+        if not path.exists():  # a partial Space would push fine and fail on its first import
+            raise UserError(f"{source} of the Space's code is missing under {root}: restore it in the checkout, "
+                            "or reinstall timm-space.")
         found = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
         files.update(p.relative_to(root).as_posix() for p in found if "__pycache__" not in p.parts)
     return sorted(files)
@@ -69,10 +95,11 @@ def space_card(space_id: str, model_id: str, revision: str, license: str | None)
 
 def space_files(space_id: str, model_id: str, revision: str, license: str | None = None) -> dict[str, bytes]:
     """Every file of the Space, path → bytes."""
-    files = {path: (REPO / path).read_bytes() for path in app_files()}
+    files = {path: (template_file(path) if path in TEMPLATE else SOURCE_ROOT / path).read_bytes()
+             for path in app_files()}
     files["README.md"] = space_card(space_id, model_id, revision, license).encode()
     files["requirements.txt"] = space_requirements().encode()
-    files["packages.txt"] = b"ffmpeg\n"  # torchcodec decodes audio through FFmpeg's shared libraries
+    files["packages.txt"] = template_file("packages.txt").read_bytes()  # ffmpeg: torchcodec decodes audio with it
     config = {"model": f"hf-hub:{model_id}@{revision}", "model_id": model_id, "revision": revision}
     files[SPACE_CONFIG] = (json.dumps(config, indent=2) + "\n").encode()
     return files
@@ -96,7 +123,7 @@ def push_space(space_id: str, model_id: str, revision: str, token: str | None = 
         info = api.create_commit(space_id, repo_type="space", operations=ops,
                                  commit_message=f"Serve {model_id}@{revision[:12]}")
     except network_errors() as e:
-        retry = f"The model is pushed; create the Space again with: python -m trainer.hub.space {space_id} " \
+        retry = f"The model is pushed; create the Space again with: python -m trainer.hub.space_repo {space_id} " \
                 f"--model hf-hub:{model_id}@{revision}"
         raise explain(e, f"creating the Space {space_id}", token, retry) from None
     print(f"Space {space_id} serves {model_id}@{revision[:12]}: {info.commit_url}", flush=True)
@@ -104,10 +131,10 @@ def push_space(space_id: str, model_id: str, revision: str, token: str | None = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """CLI: `python -m trainer.hub.space org/space --model hf-hub:org/name@rev` (re)creates a Space."""
+    """CLI: `python -m trainer.hub.space_repo org/space --model hf-hub:org/name@rev` (re)creates a Space."""
 
 
-    parser = CLIParser(prog="python -m trainer.hub.space", description=main.__doc__)
+    parser = CLIParser(prog="python -m trainer.hub.space_repo", description=main.__doc__)
     parser.add_argument("space_id", help="org/space-name")
     parser.add_argument("--model", required=True, help="hf-hub:org/name@revision (pin a commit sha)")
     parser.add_argument("--hub-token", default=None, help="default: HF_TOKEN or the cached login")

@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trainer.data.images import to_rgb
+from trainer.data.images import MAX_ASPECT, to_rgb
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -121,8 +121,12 @@ def _orient(im, notes: list[str]):
 
 
 def _to_rgb(im, name: str, notes: list[str]):
-    """trainer.data.images.to_rgb (the conversion training used), noting what it changed."""
-    mode = im.mode
+    """trainer.data.images.to_rgb (the conversion training used, which also cuts a strip to MAX_ASPECT:1), noting
+    what it changed."""
+    mode, (w, h) = im.mode, im.size
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        notes.append(f"a {w}×{h} strip (over {MAX_ASPECT}:1): classified its centre, "
+                     f"{min(w, h) * MAX_ASPECT if w > h else w}×{h if w > h else min(w, h) * MAX_ASPECT} px")
     has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info)
     try:
         rgb = to_rgb(im)
